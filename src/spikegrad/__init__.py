@@ -1,0 +1,19 @@
+"""spikegrad: functional spiking neural networks trained with surrogate gradients."""
+
+from .config import Config, load_config
+from .errors import SpikegradError
+from .network import SNN, LIFLayer, Readout, Recording
+from .neurons import LIFParams, lif_layer, lif_reference, lif_step
+from .readouts import available_readouts, get_readout, register_readout
+from .regularizers import ActivityRegularizer
+from .surrogates import available_surrogates, get_surrogate, register_surrogate, spike
+from .training import evaluate, evaluate_run, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActivityRegularizer", "Config", "LIFLayer", "LIFParams", "Readout", "Recording", "SNN",
+    "SpikegradError", "available_readouts", "available_surrogates", "evaluate", "evaluate_run",
+    "get_readout", "get_surrogate", "lif_layer", "lif_reference", "lif_step", "load_config",
+    "register_readout", "register_surrogate", "spike", "train",
+]

@@ -1,0 +1,176 @@
+"""Command line: ``spikegrad train | evaluate | config``, thin over the Python API.
+
+Flags override a ``--config`` TOML file, which overrides the defaults; ``--set
+section.key=value`` reaches any config field.  User mistakes print one line
+(``spikegrad: error: …``) and exit with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import Config, load_config, parse_value
+from .errors import SpikegradError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Spiking neural networks trained with surrogate gradients.")
+err_console = Console(stderr=True)
+
+
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """Usage-error base classes: typer ≥ 0.22 vendors click, older typer uses click itself."""
+    types = [getattr(typer.exceptions, "TyperException", None)]
+    try:
+        import click
+
+        types.append(click.ClickException)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(t for t in types if t is not None)
+
+
+_USAGE_ERRORS = _usage_error_types()
+
+
+def _hidden(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SpikegradError(f"--hidden takes comma-separated layer sizes like 128 or 128,64 (0 for none), got {text!r}") from None
+    return sizes
+
+
+def _choice(flag: str, value: str, mapping: dict[str, Any]) -> Any:
+    if value not in mapping:
+        raise SpikegradError(f"{flag} must be one of {', '.join(mapping)}, got {value!r}")
+    return mapping[value]
+
+
+def resolve_config(config: Optional[Path], flags: dict[str, Any], sets: list[str]) -> Config:
+    """Defaults ← config file ← ``--set`` pairs ← explicit flags."""
+    cfg = load_config(config) if config is not None else Config().validate()
+    overrides: dict[str, Any] = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SpikegradError(f"--set takes KEY=VALUE (e.g. model.tau_mem_ms=20), got {item!r}")
+        overrides[key.strip()] = parse_value(value.strip())
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    return cfg.with_overrides(overrides, "command line") if overrides else cfg
+
+
+@app.command()
+def train(
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML config file (flags override it)."),
+    dataset: Optional[str] = typer.Option(None, help="Data set name (randman)."),
+    hidden: Optional[str] = typer.Option(None, help="Hidden layer sizes, comma-separated; 0 for none."),
+    recurrent: Optional[bool] = typer.Option(None, "--recurrent/--feedforward", help="Recurrent hidden layers."),
+    surrogate: Optional[str] = typer.Option(None, help="superspike, superspike-asym, sigmoid, esser, true."),
+    beta: Optional[float] = typer.Option(None, help="Surrogate slope β."),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs."),
+    batch_size: Optional[int] = typer.Option(None, help="Batch size."),
+    readout: Optional[str] = typer.Option(None, help="max, sum, mean or last."),
+    reset: Optional[str] = typer.Option(None, help="zero (eq. 4.1) or subtract (tutorial eq. 7)."),
+    reset_grad: Optional[str] = typer.Option(None, help="detach (default) or diff: gradient through the reset."),
+    recurrent_grad: Optional[str] = typer.Option(None, help="prop (default) or ctl: detach S inside V·S."),
+    input_gain: Optional[bool] = typer.Option(None, "--input-gain/--no-input-gain", help="(1 − β) input factor."),
+    dt: Optional[float] = typer.Option(None, help="Time step in ms."),
+    tau_mem: Optional[float] = typer.Option(None, help="Membrane time constant in ms."),
+    tau_syn: Optional[float] = typer.Option(None, help="Synaptic time constant in ms."),
+    tau_out: Optional[float] = typer.Option(None, help="Readout time constant in ms."),
+    seed: Optional[int] = typer.Option(None, help="Seed of weight init and shuffling."),
+    data_seed: Optional[int] = typer.Option(None, help="Seed of the data set."),
+    threads: Optional[int] = typer.Option(None, help="Torch CPU threads (0: torch's default)."),
+    set_: list[str] = typer.Option([], "--set", help="Any config field: section.key=value (repeatable)."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (default runs/DATASET-TIMESTAMP)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train a network; `spikegrad train` alone runs the paper's Randman task."""
+    flags = {
+        "data.name": dataset, "model.hidden": _hidden(hidden) if hidden is not None else None,
+        "model.recurrent": recurrent, "model.surrogate": surrogate, "model.beta": beta,
+        "train.lr": lr, "train.epochs": epochs, "train.batch_size": batch_size,
+        "model.readout": readout, "model.reset": reset,
+        "model.detach_reset": None if reset_grad is None else _choice("--reset-grad", reset_grad, {"detach": True, "diff": False}),
+        "model.recurrent_grad": recurrent_grad, "model.input_gain": input_gain,
+        "model.dt_ms": dt, "model.tau_mem_ms": tau_mem, "model.tau_syn_ms": tau_syn,
+        "model.tau_out_ms": tau_out, "train.seed": seed, "data.seed": data_seed, "train.threads": threads,
+    }
+    cfg = resolve_config(config, flags, set_)
+    from .training import prepare_run_dir, train as run_training
+
+    if out is None:
+        out = Path("runs") / f"{cfg.data.name}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+    prepare_run_dir(out)  # fail before any work if the folder is taken
+    metrics = run_training(cfg, out, progress=not quiet)
+    _print_metrics(metrics, f"run folder: {out}")
+    if metrics["diverged"]:
+        err_console.print("spikegrad: warning: the loss became non-finite; training stopped early "
+                          "(metrics are those of the best epoch before it)")
+
+
+@app.command()
+def evaluate(run_dir: Path = typer.Argument(..., help="A run folder written by `spikegrad train`.")) -> None:
+    """Re-evaluate a run's saved best-validation weights on its validation and test data."""
+    from .training import evaluate_run
+
+    _print_metrics(evaluate_run(run_dir), f"run folder: {run_dir}")
+
+
+@app.command("config")
+def show_config(
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML config file to resolve."),
+    set_: list[str] = typer.Option([], "--set", help="section.key=value (repeatable)."),
+) -> None:
+    """Print the resolved configuration as TOML (the schema `train --config` reads)."""
+    typer.echo(resolve_config(config, {}, set_).to_toml())
+
+
+def _print_metrics(metrics: dict, caption: str) -> None:
+    table = Table(title="spikegrad", caption=caption)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        text = f"{value:.4f}" if isinstance(value, float) else json.dumps(value) if isinstance(value, list) else str(value)
+        table.add_row(key, text)
+    Console().print(table)
+
+
+def _fail(message: object) -> None:
+    """One line on stderr; rich would wrap long lines, so plain print."""
+    print(f"spikegrad: error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, turning user errors into one line and exit code 2."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="spikegrad", standalone_mode=False)
+    except _USAGE_ERRORS as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # help was printed: not an error
+            return 0
+        _fail(err.format_message() if hasattr(err, "format_message") else err)
+        return getattr(err, "exit_code", 2) or 2
+    except SpikegradError as err:
+        _fail(err)
+        return 2
+    except OSError as err:
+        _fail(err)
+        return 1
+    except (KeyboardInterrupt, typer.Abort):
+        print("spikegrad: interrupted", file=sys.stderr)
+        return 130
+    return rv if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""One configuration schema (TOML) for training runs; sweeps reuse it field by field.
+
+Sections ``[data]`` (with ``[data.randman]``), ``[model]``, ``[train]``,
+``[regularizer]``.  Every field has a default; a file or a dotted override
+(``model.beta = 5``) changes only what it names.  Unknown keys, wrong types and
+impossible values raise :class:`SpikegradError` with a one-line message naming them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import tomli_w
+
+from .data import DATASETS
+from .data.randman import RandmanSpec
+from .errors import SpikegradError
+from .neurons import LIFParams, available_backends
+from .readouts import get_readout
+from .regularizers import ActivityRegularizer
+
+
+@dataclass
+class DataConfig:
+    name: str = "randman"
+    seed: int = 1                      # --data-seed: fixes the data set, not the run
+    n_steps: int = 70                  # simulated steps of dt_ms each
+    randman: RandmanSpec = field(default_factory=RandmanSpec)
+
+
+@dataclass
+class ModelConfig:
+    hidden: list[int] = field(default_factory=lambda: [128])  # [] or [0]: no hidden layer
+    recurrent: bool = False
+    surrogate: str = "superspike"
+    beta: float = 10.0                 # surrogate slope
+    reset: str = "zero"                # "zero" (eq. 4.1) or "subtract" (tutorial eq. 7)
+    detach_reset: bool = True          # False: gradient flows through the reset
+    recurrent_grad: str = "prop"       # "prop" or "ctl" (S detached inside V·S)
+    input_gain: bool = True            # (1 − β) factor on the input current
+    dt_ms: float = 1.0
+    tau_mem_ms: float = 10.0
+    tau_syn_ms: float = 5.0
+    tau_out_ms: float = 20.0
+    readout: str = "max"
+    readout_init: float = -1e-3        # U_out[0]
+    backend: str = "auto"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 250
+    lr: float = 2e-3
+    seed: int = 0                      # --seed: weight init and shuffling
+    threads: int = 0                   # torch threads; 0 leaves torch's default
+
+
+@dataclass
+class RegularizerConfig:
+    lower_strength: float = 0.0
+    lower_threshold: float = 0.0       # spike count per neuron and trial
+    upper_strength: float = 0.0
+    upper_threshold: float = 0.0       # mean spike count per neuron and trial
+    power: int = 2
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
+
+    # -- derived objects ---------------------------------------------------------------
+    @property
+    def hidden_sizes(self) -> list[int]:
+        return [h for h in self.model.hidden if h != 0]
+
+    def neuron_params(self) -> LIFParams:
+        m = self.model
+        return LIFParams(dt=m.dt_ms * 1e-3, tau_mem=m.tau_mem_ms * 1e-3, tau_syn=m.tau_syn_ms * 1e-3,
+                         reset=m.reset, input_gain=m.input_gain, detach_reset=m.detach_reset,
+                         recurrent_grad=m.recurrent_grad, surrogate=m.surrogate, beta=m.beta)
+
+    def regularizer_obj(self) -> ActivityRegularizer:
+        return ActivityRegularizer(**dataclasses.asdict(self.regularizer))
+
+    def validate(self) -> "Config":
+        """Raise SpikegradError naming the first impossible value; return self."""
+        m, t, d = self.model, self.train, self.data
+        if d.name not in DATASETS:
+            raise SpikegradError(f"unknown dataset {d.name!r}; available: {', '.join(sorted(DATASETS))}")
+        if d.n_steps < 1:
+            raise SpikegradError(f"data.n_steps must be ≥ 1, got {d.n_steps}")
+        if any(h < 0 for h in m.hidden) or (0 in m.hidden and len(m.hidden) > 1):
+            raise SpikegradError(f"model.hidden must be positive sizes, or 0 alone for none; got {m.hidden}")
+        for name in ("dt_ms", "tau_mem_ms", "tau_syn_ms", "tau_out_ms"):
+            value = getattr(m, name)
+            if not (math.isfinite(value) and value > 0):
+                raise SpikegradError(f"model.{name} must be a positive time in ms, got {value}")
+        if m.backend not in available_backends():
+            raise SpikegradError(f"unknown backend {m.backend!r}; choose one of: {', '.join(available_backends())}")
+        self.neuron_params()
+        get_readout(m.readout)
+        self.regularizer_obj()
+        if t.epochs < 1:
+            raise SpikegradError(f"train.epochs must be ≥ 1, got {t.epochs}")
+        if t.batch_size < 1:
+            raise SpikegradError(f"train.batch_size must be ≥ 1, got {t.batch_size}")
+        if not (t.lr > 0 and math.isfinite(t.lr)):
+            raise SpikegradError(f"train.lr must be > 0, got {t.lr}")
+        if t.threads < 0:
+            raise SpikegradError(f"train.threads must be ≥ 0, got {t.threads}")
+        return self
+
+    # -- (de)serialisation -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], source: str = "config") -> "Config":
+        return _build(cls, raw, source, "").validate()
+
+    def with_overrides(self, overrides: Mapping[str, Any], source: str = "override") -> "Config":
+        """A copy with dotted keys replaced, e.g. {"model.beta": 5, "train.lr": 1e-3}."""
+        raw = self.to_dict()
+        for key, value in overrides.items():
+            node, parts = raw, key.split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise SpikegradError(f"{source}: unknown key {key!r}")
+                node = node[part]
+            if parts[-1] not in node or isinstance(node[parts[-1]], dict):
+                raise SpikegradError(f"{source}: unknown key {key!r}")
+            node[parts[-1]] = value
+        return Config.from_dict(raw, source)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a TOML config; missing fields keep their defaults."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpikegradError(f"cannot read config {path}: {getattr(err, 'strerror', None) or err}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SpikegradError(f"{path}: invalid TOML: {err}") from None
+    return Config.from_dict(raw, str(path))
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line override value as a TOML value (bare words stay strings)."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _build(cls: type, raw: Any, source: str, prefix: str):
+    """Instantiate dataclass ``cls`` from a mapping, checking keys and types."""
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(raw, Mapping):
+        raise SpikegradError(f"{source}: {where} must be a table, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise SpikegradError(f"{source}: unknown key {prefix + unknown[0]!r} (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for key, value in raw.items():
+        kwargs[key] = _coerce(hints[key], value, source, prefix + key)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # pragma: no cover - dataclass signature mismatch
+        raise SpikegradError(f"{source}: {where}: {err}") from None
+
+
+def _coerce(hint: Any, value: Any, source: str, key: str):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, key + ".")
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list):
+            raise SpikegradError(f"{source}: {key} must be a list, got {value!r}")
+        return [_coerce(item, v, source, key) for v in value]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise SpikegradError(f"{source}: {key} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise SpikegradError(f"{source}: {key} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpikegradError(f"{source}: {key} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise SpikegradError(f"{source}: {key} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {hint!r} for {key}")  # pragma: no cover

@@ -1,0 +1,90 @@
+"""One event-batch format for every spiking data set: per-sample lists of (time, unit).
+
+Samples are stored CSR-style (flat ``times``/``units`` with ``offsets``), never as a
+dense data-set-wide tensor; :meth:`EventData.raster` bins a batch on demand with
+bin = floor(t / Δt); events at t ≥ n_steps·Δt are dropped and counted; several events
+in one bin add up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import SpikegradError
+
+
+@dataclass
+class EventData:
+    times: np.ndarray    # float64 seconds, all samples concatenated
+    units: np.ndarray    # int64 channel ids
+    offsets: np.ndarray  # int64 [n_samples + 1]; sample k is offsets[k]:offsets[k+1]
+    labels: np.ndarray   # int64 [n_samples]
+    n_units: int
+    n_classes: int
+    name: str = "events"
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        if len(self.offsets) != n + 1 or self.offsets[0] != 0 or self.offsets[-1] != len(self.times):
+            raise SpikegradError(f"{self.name}: offsets do not match {n} samples / {len(self.times)} events")
+        if len(self.units) != len(self.times):
+            raise SpikegradError(f"{self.name}: {len(self.times)} times but {len(self.units)} units")
+        if len(self.units) and (self.units.min() < 0 or self.units.max() >= self.n_units):
+            raise SpikegradError(f"{self.name}: unit ids must lie in [0, {self.n_units})")
+        if n and (self.labels.min() < 0 or self.labels.max() >= self.n_classes):
+            raise SpikegradError(f"{self.name}: labels must lie in [0, {self.n_classes})")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def from_samples(cls, samples: list[tuple[np.ndarray, np.ndarray]], labels, n_units: int,
+                     n_classes: int, name: str = "events") -> "EventData":
+        """Build from a list of (times, units) per sample."""
+        lengths = np.array([len(t) for t, _ in samples], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        times = np.concatenate([np.asarray(t, np.float64) for t, _ in samples]) if samples else np.zeros(0)
+        units = np.concatenate([np.asarray(u, np.int64) for _, u in samples]) if samples else np.zeros(0, np.int64)
+        return cls(times, units, offsets, np.asarray(labels, np.int64), n_units, n_classes, name)
+
+    def _gather(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flat event positions of samples ``index`` (in order) and each sample's event count."""
+        starts, ends = self.offsets[index], self.offsets[index + 1]
+        lengths = ends - starts
+        total = int(lengths.sum())
+        # position of each event = its sample's start + its rank inside the sample
+        flat = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(total)
+        return flat.astype(np.int64), lengths
+
+    def subset(self, index: np.ndarray, name: str | None = None) -> "EventData":
+        """A new EventData holding the samples ``index`` in that order."""
+        index = np.asarray(index, dtype=np.int64)
+        flat, lengths = self._gather(index)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return EventData(self.times[flat], self.units[flat], offsets, self.labels[index],
+                         self.n_units, self.n_classes, name or self.name)
+
+    def raster(self, index, n_steps: int, dt: float, dtype=torch.float32) -> tuple[torch.Tensor, int]:
+        """Bin samples ``index`` to a [batch, n_steps, n_units] count raster; returns (raster, dropped)."""
+        index = np.asarray(index, dtype=np.int64)
+        flat, lengths = self._gather(index)
+        rows = np.repeat(np.arange(len(index)), lengths)
+        bins = np.floor(self.times[flat] / dt).astype(np.int64)
+        keep = (bins >= 0) & (bins < n_steps)
+        out = np.zeros((len(index), n_steps, self.n_units), dtype=np.float32)
+        np.add.at(out, (rows[keep], bins[keep], self.units[flat][keep]), 1.0)
+        return torch.from_numpy(out).to(dtype), int((~keep).sum())
+
+
+@dataclass
+class DataSplits:
+    """Train/validation/test splits of one data set plus its input/output sizes."""
+
+    train: EventData
+    val: EventData
+    test: EventData
+    n_inputs: int
+    n_classes: int

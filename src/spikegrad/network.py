@@ -1,0 +1,124 @@
+"""Spiking network: LIF hidden layers (0, 1, 2, …; optionally recurrent) and a leaky readout.
+
+Input [batch, time, inputs] → logits [batch, classes].  With ``record=True`` the forward
+pass also returns the hidden spikes and voltages per layer and the readout trace.
+Weights are drawn from U(−1/√fan_in, 1/√fan_in), no biases (paper §4.2.3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .errors import SpikegradError
+from .neurons import LIFParams, decay, leaky_readout, lif_layer
+from .readouts import get_readout
+
+
+def _uniform_fan_in(shape: tuple[int, int]) -> nn.Parameter:
+    bound = 1.0 / math.sqrt(shape[1])
+    return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
+
+
+class LIFLayer(nn.Module):
+    """Feed-forward weights W [out, in] and, if recurrent, V [out, out]."""
+
+    def __init__(self, n_in: int, n_out: int, params: LIFParams, recurrent: bool = False,
+                 backend: str = "auto"):
+        super().__init__()
+        self.params = params
+        self.backend = backend
+        self.weight = _uniform_fan_in((n_out, n_in))
+        self.recurrent_weight = _uniform_fan_in((n_out, n_out)) if recurrent else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: input spikes [batch, time, in] → (spikes, voltages), each [batch, time, out]."""
+        return lif_layer(x @ self.weight.t(), self.recurrent_weight, self.params, self.backend)
+
+
+class Readout(nn.Module):
+    """Leaky-integrator readout with synaptic current, reduced over time to logits."""
+
+    def __init__(self, n_in: int, n_out: int, params: LIFParams, tau_out: float,
+                 reduction: str = "max", initial_state: float = -1e-3):
+        super().__init__()
+        if not (math.isfinite(tau_out) and tau_out > 0):
+            raise SpikegradError(f"tau_out must be a positive number of seconds, got {tau_out!r}")
+        self.reduce = get_readout(reduction)
+        self.reduction = reduction
+        self.decay_out = decay(params.dt, tau_out)
+        self.decay_syn = params.decay_syn
+        self.gain = 1.0 - self.decay_out if params.input_gain else 1.0
+        self.initial_state = float(initial_state)
+        self.weight = _uniform_fan_in((n_out, n_in))
+
+    def trace(self, x: torch.Tensor) -> torch.Tensor:
+        """Readout voltages U_out[n], [batch, time, classes]."""
+        return leaky_readout(x @ self.weight.t(), self.decay_out, self.decay_syn, self.gain,
+                             self.initial_state)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.reduce(self.trace(x))
+
+
+@dataclass
+class Recording:
+    """What one forward pass produced, for analysis, regularisers and plots."""
+
+    spikes: list[torch.Tensor] = field(default_factory=list)    # per hidden layer [B, T, N]
+    voltages: list[torch.Tensor] = field(default_factory=list)  # per hidden layer [B, T, N]
+    readout: torch.Tensor | None = None                          # [B, T, classes]
+
+    def spike_counts(self) -> list[torch.Tensor]:
+        """Spike count per sample and layer, each [batch] (summed over time and neurons)."""
+        return [s.sum(dim=(1, 2)) for s in self.spikes]
+
+
+class SNN(nn.Module):
+    """Multi-layer spiking network of Zenke & Vogels 2021 (eq. 4.1).
+
+    Args:
+        n_inputs: input channels.  hidden: sizes of hidden LIF layers ([] for none).
+        n_classes: readout units.  recurrent: add V to every hidden layer.
+        params: neuron dynamics and gradient switches.  tau_out: readout time constant (s).
+        readout: ``max``/``sum``/``mean``/``last``.  readout_init: U_out[0].
+    """
+
+    def __init__(self, n_inputs: int, hidden: Sequence[int], n_classes: int,
+                 params: LIFParams | None = None, recurrent: bool = False,
+                 tau_out: float = 20e-3, readout: str = "max", readout_init: float = -1e-3,
+                 backend: str = "auto"):
+        super().__init__()
+        params = params or LIFParams()
+        sizes = [int(n_inputs), *[int(h) for h in hidden]]
+        if any(s <= 0 for s in sizes) or n_classes <= 0:
+            raise SpikegradError(
+                f"layer sizes must be positive, got inputs={n_inputs}, hidden={list(hidden)}, "
+                f"classes={n_classes}")
+        self.n_inputs = sizes[0]
+        self.params = params
+        self.layers = nn.ModuleList(
+            LIFLayer(a, b, params, recurrent, backend) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.readout = Readout(sizes[-1], n_classes, params, tau_out, readout, readout_init)
+
+    def forward(self, x: torch.Tensor, record: bool = False):
+        if x.dim() != 3 or x.shape[-1] != self.n_inputs:
+            raise SpikegradError(
+                f"input must have shape [batch, time, {self.n_inputs}], got {list(x.shape)}")
+        rec = Recording()
+        for layer in self.layers:
+            x, u = layer(x)
+            rec.spikes.append(x)
+            rec.voltages.append(u)
+        if not record:
+            return self.readout(x)
+        rec.readout = self.readout.trace(x)
+        return self.readout.reduce(rec.readout), rec
+
+    def run(self, x: torch.Tensor) -> tuple[torch.Tensor, Recording]:
+        """Forward pass that also returns the recording (spikes, voltages, readout)."""
+        return self.forward(x, record=True)

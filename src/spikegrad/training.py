@@ -1,0 +1,219 @@
+"""Training with BPTT and Adam, validation every epoch, best-validation model selection.
+
+A run folder holds ``config.toml`` (resolved), ``metrics.jsonl`` (one line per epoch),
+``metrics.json`` (final), ``model.safetensors`` (best-validation weights) and
+``last.safetensors`` (last epoch).  Same config and thread count on CPU → identical
+metrics (wall time aside).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from .config import Config, load_config
+from .data import DataSplits, EventData, load_dataset
+from .errors import SpikegradError
+from .network import SNN
+
+EVAL_BATCH = 1000
+
+
+def build_model(cfg: Config, n_inputs: int, n_classes: int) -> SNN:
+    """The network a config describes (weights drawn from torch's current RNG state)."""
+    m = cfg.model
+    return SNN(n_inputs, cfg.hidden_sizes, n_classes, cfg.neuron_params(), recurrent=m.recurrent,
+               tau_out=m.tau_out_ms * 1e-3, readout=m.readout, readout_init=m.readout_init,
+               backend=m.backend)
+
+
+def iterate_batches(data: EventData, cfg: Config, batch_size: int,
+                    rng: np.random.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Binned input rasters [batch, n_steps, inputs] and labels; shuffled when ``rng`` is given."""
+    order = rng.permutation(len(data)) if rng is not None else np.arange(len(data))
+    dt = cfg.model.dt_ms * 1e-3
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        x, _ = data.raster(idx, cfg.data.n_steps, dt)
+        yield x, torch.from_numpy(data.labels[idx])
+
+
+def loss_and_record(model: SNN, x: torch.Tensor, y: torch.Tensor, cfg: Config):
+    """Cross-entropy (+ activity regulariser) for one batch; returns (loss, logits, recording)."""
+    logits, rec = model.run(x)
+    loss = F.cross_entropy(logits, y)
+    reg = cfg.regularizer_obj()
+    if reg.active and rec.spikes:
+        loss = loss + reg(rec.spikes)
+    return loss, logits, rec
+
+
+@torch.no_grad()
+def evaluate(model: SNN, data: EventData, cfg: Config) -> dict:
+    """Loss, accuracy and hidden spikes per sample (total and per layer) on one split."""
+    n = len(data)
+    if n == 0:
+        return {"loss": float("nan"), "accuracy": float("nan"), "hidden_spikes_per_sample": 0.0,
+                "hidden_spikes_per_layer": []}
+    loss_sum, correct = 0.0, 0
+    layer_spikes = torch.zeros(len(model.layers), dtype=torch.float64)
+    for x, y in iterate_batches(data, cfg, EVAL_BATCH):
+        loss, logits, rec = loss_and_record(model, x, y, cfg)
+        loss_sum += float(loss.detach()) * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        for k, s in enumerate(rec.spikes):
+            layer_spikes[k] += float(s.sum())
+    per_layer = (layer_spikes / n).tolist()
+    return {"loss": loss_sum / n, "accuracy": correct / n,
+            "hidden_spikes_per_sample": float(sum(per_layer)), "hidden_spikes_per_layer": per_layer}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _save_weights(model: SNN, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def prepare_run_dir(out: str | Path) -> Path:
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SpikegradError(f"run folder {out} already exists and is not empty; choose another --out")
+    return out
+
+
+def _progress(enabled: bool, total: int):
+    if not enabled:
+        return nullcontext(None)
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
+                    transient=False)
+
+
+def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False,
+          splits: DataSplits | None = None) -> dict:
+    """Train the network ``cfg`` describes; return the final metrics (also written to out_dir)."""
+    cfg.validate()
+    t0 = time.perf_counter()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    out = prepare_run_dir(out_dir) if out_dir is not None else None
+    splits = splits or load_dataset(cfg.data)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg, splits.n_inputs, splits.n_classes)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    rng = np.random.default_rng(cfg.train.seed)
+
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_write(out / "config.toml", cfg.to_toml())
+        log = (out / "metrics.jsonl").open("w", encoding="utf-8")
+    n_batches = math.ceil(len(splits.train) / cfg.train.batch_size)
+    best_val, best_epoch, best_state, history, diverged = -1.0, 0, None, [], False
+    with _progress(progress, cfg.train.epochs * n_batches) as bar:
+        task = bar.add_task("train", total=cfg.train.epochs * n_batches, status="") if bar else None
+        for epoch in range(1, cfg.train.epochs + 1):
+            model.train()
+            loss_sum, correct, seen = 0.0, 0, 0
+            for x, y in iterate_batches(splits.train, cfg, cfg.train.batch_size, rng):
+                loss, logits, _ = loss_and_record(model, x, y, cfg)
+                if not torch.isfinite(loss):
+                    diverged = True
+                    break
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += float(loss.detach()) * len(y)
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(y)
+                if bar:
+                    bar.update(task, advance=1, description=f"epoch {epoch}/{cfg.train.epochs}",
+                               status=f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f}")
+            if diverged:
+                break
+            model.eval()
+            val = evaluate(model, splits.val, cfg)
+            row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+                   "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+                   "val_hidden_spikes_per_sample": val["hidden_spikes_per_sample"],
+                   "seconds": time.perf_counter() - t0}
+            history.append(row)
+            if out is not None:
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+            if val["accuracy"] > best_val:
+                best_val, best_epoch = val["accuracy"], epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if bar:
+                bar.update(task, status=f"loss {row['train_loss']:.3f} val {val['accuracy']:.3f} "
+                                        f"(best {best_val:.3f} @ {best_epoch})")
+    if out is not None:
+        log.close()
+
+    model.eval()
+    last_test = evaluate(model, splits.test, cfg)
+    if out is not None:
+        _save_weights(model, out / "last.safetensors")
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    test, val, train_eval = (evaluate(model, s, cfg) for s in (splits.test, splits.val, splits.train))
+    metrics = {
+        "test_accuracy": test["accuracy"],
+        "val_accuracy": val["accuracy"],
+        "train_accuracy": train_eval["accuracy"],
+        "last_epoch_test_accuracy": last_test["accuracy"],
+        "test_loss": test["loss"],
+        "hidden_spikes_per_sample": test["hidden_spikes_per_sample"],
+        "hidden_spikes_per_layer": test["hidden_spikes_per_layer"],
+        "best_epoch": best_epoch,
+        "epochs": len(history),
+        "diverged": diverged,
+        "wall_seconds": time.perf_counter() - t0,
+    }
+    if out is not None:
+        _save_weights(model, out / "model.safetensors")
+        _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def load_run(run_dir: str | Path) -> tuple[Config, SNN, DataSplits]:
+    """Config, best-validation model and data of a finished run folder."""
+    run_dir = Path(run_dir)
+    weights = run_dir / "model.safetensors"
+    if not (run_dir / "config.toml").is_file() or not weights.is_file():
+        raise SpikegradError(f"{run_dir} is not a finished run folder (needs config.toml and model.safetensors)")
+    cfg = load_config(run_dir / "config.toml")
+    splits = load_dataset(cfg.data)
+    model = build_model(cfg, splits.n_inputs, splits.n_classes)
+    try:
+        state = load_file(str(weights))
+        model.load_state_dict(state)
+    except Exception as err:  # safetensors raises several types for corrupt files
+        raise SpikegradError(f"cannot load weights {weights}: {str(err).splitlines()[0]}") from None
+    model.eval()
+    return cfg, model, splits
+
+
+def evaluate_run(run_dir: str | Path) -> dict:
+    """Re-evaluate a run folder's saved best model on its validation and test splits."""
+    cfg, model, splits = load_run(run_dir)
+    test, val = evaluate(model, splits.test, cfg), evaluate(model, splits.val, cfg)
+    return {"test_accuracy": test["accuracy"], "val_accuracy": val["accuracy"],
+            "test_loss": test["loss"], "hidden_spikes_per_sample": test["hidden_spikes_per_sample"]}

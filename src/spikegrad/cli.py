@@ -62,7 +62,9 @@ def resolve_config(config: Optional[Path], flags: dict[str, Any], sets: list[str
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise SpikegradError(f"--set takes KEY=VALUE (e.g. model.tau_mem_ms=20), got {item!r}")
-        overrides[key.strip()] = parse_value(value.strip())
+        key, value = key.strip(), value.strip()
+        # text fields take the text as it is (`--set model.surrogate=true` names a surrogate)
+        overrides[key] = value if isinstance(cfg.get(key), str) else parse_value(value)
     overrides.update({k: v for k, v in flags.items() if v is not None})
     return cfg.with_overrides(overrides, "command line") if overrides else cfg
 

@@ -55,7 +55,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 40
+    epochs: int = 80
     batch_size: int = 250
     lr: float = 2e-3
     seed: int = 0                      # --seed: weight init and shuffling
@@ -105,6 +105,8 @@ class Config:
             value = getattr(m, name)
             if not (math.isfinite(value) and value > 0):
                 raise SpikegradError(f"model.{name} must be a positive time in ms, got {value}")
+        if not math.isfinite(m.readout_init):
+            raise SpikegradError(f"model.readout_init must be finite, got {m.readout_init}")
         if m.backend not in available_backends():
             raise SpikegradError(f"unknown backend {m.backend!r}; choose one of: {', '.join(available_backends())}")
         self.neuron_params()
@@ -116,6 +118,9 @@ class Config:
             raise SpikegradError(f"train.batch_size must be ≥ 1, got {t.batch_size}")
         if not (t.lr > 0 and math.isfinite(t.lr)):
             raise SpikegradError(f"train.lr must be > 0, got {t.lr}")
+        for name, seed in (("data.seed", d.seed), ("train.seed", t.seed)):
+            if seed < 0:
+                raise SpikegradError(f"{name} must be ≥ 0, got {seed}")
         if t.threads < 0:
             raise SpikegradError(f"train.threads must be ≥ 0, got {t.threads}")
         return self
@@ -129,7 +134,20 @@ class Config:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: str = "config") -> "Config":
-        return _build(cls, raw, source, "").validate()
+        cfg = _build(cls, raw, source, "")
+        try:
+            return cfg.validate()
+        except SpikegradError as err:
+            raise SpikegradError(f"{source}: {err}") from None
+
+    def get(self, key: str) -> Any:
+        """Value of a dotted key such as ``model.beta``; SpikegradError if there is none."""
+        node: Any = self
+        for part in key.split("."):
+            if not dataclasses.is_dataclass(node) or part not in {f.name for f in dataclasses.fields(node)}:
+                raise SpikegradError(f"unknown config key {key!r}")
+            node = getattr(node, part)
+        return node
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "override") -> "Config":
         """A copy with dotted keys replaced, e.g. {"model.beta": 5, "train.lr": 1e-3}."""
@@ -183,8 +201,8 @@ def _build(cls: type, raw: Any, source: str, prefix: str):
         kwargs[key] = _coerce(hints[key], value, source, prefix + key)
     try:
         return cls(**kwargs)
-    except TypeError as err:  # pragma: no cover - dataclass signature mismatch
-        raise SpikegradError(f"{source}: {where}: {err}") from None
+    except SpikegradError as err:  # a section's own checks (e.g. RandmanSpec)
+        raise SpikegradError(f"{source}: {err}") from None
 
 
 def _coerce(hint: Any, value: Any, source: str, key: str):

@@ -48,6 +48,8 @@ class Readout(nn.Module):
         super().__init__()
         if not (math.isfinite(tau_out) and tau_out > 0):
             raise SpikegradError(f"tau_out must be a positive number of seconds, got {tau_out!r}")
+        if not math.isfinite(initial_state):
+            raise SpikegradError(f"readout initial state must be finite, got {initial_state!r}")
         self.reduce = get_readout(reduction)
         self.reduction = reduction
         self.decay_out = decay(params.dt, tau_out)

@@ -116,6 +116,9 @@ def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False
         torch.set_num_threads(cfg.train.threads)
     out = prepare_run_dir(out_dir) if out_dir is not None else None
     splits = splits or load_dataset(cfg.data)
+    for name in ("train", "val", "test"):
+        if len(getattr(splits, name)) == 0:
+            raise SpikegradError(f"the {name} split of {cfg.data.name!r} is empty; training needs all three")
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, splits.n_inputs, splits.n_classes)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)

@@ -1,0 +1,124 @@
+"""Training loop: learning, determinism, best-validation selection, run folders."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import spikegrad.training as training
+from spikegrad import Config, SpikegradError, evaluate_run, train
+from spikegrad.data import load_dataset
+
+TINY = {
+    "data.randman.classes": 3, "data.randman.train_per_class": 40, "data.randman.val_per_class": 10,
+    "data.randman.test_per_class": 10, "data.randman.terms": 50, "model.hidden": [16],
+    "train.epochs": 3, "train.batch_size": 30, "train.lr": 1e-2,
+}
+
+
+def tiny(**extra) -> Config:
+    return Config().with_overrides({**TINY, **extra})
+
+
+def without_time(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k != "wall_seconds"}
+
+
+def test_learns_a_small_randman_task():
+    cfg = tiny(**{"data.randman.train_per_class": 100, "train.epochs": 25, "train.batch_size": 50})
+    metrics = train(cfg)
+    assert metrics["val_accuracy"] >= 0.8  # chance is 1/3
+    assert metrics["test_accuracy"] >= 0.7
+    assert metrics["hidden_spikes_per_sample"] > 0
+
+
+def test_same_seeds_give_identical_metrics(tmp_path):
+    a = train(tiny(), tmp_path / "a")
+    b = train(tiny(), tmp_path / "b")
+    assert without_time(a) == without_time(b)
+    rows_a = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    for ra, rb in zip(rows_a, rows_b):
+        ra.pop("seconds"), rb.pop("seconds")
+        assert ra == rb
+    sa, sb = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_seed_changes_the_run_and_data_seed_changes_the_data(tmp_path):
+    base = tiny()
+    train(base, tmp_path / "a")
+    train(tiny(**{"train.seed": 1}), tmp_path / "b")
+    sa, sb = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert not torch.equal(sa["layers.0.weight"], sb["layers.0.weight"])
+    d1 = load_dataset(base.data)
+    d2 = load_dataset(tiny(**{"data.seed": 2}).data)
+    assert not (d1.train.times == d2.train.times).all()
+
+
+def test_reports_best_validation_epoch_and_saved_weights_match(tmp_path):
+    metrics = train(tiny(**{"train.epochs": 5}), tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
+    best = max(r["val_accuracy"] for r in rows)
+    first_best = next(r["epoch"] for r in rows if r["val_accuracy"] == best)
+    assert metrics["best_epoch"] == first_best
+    assert metrics["val_accuracy"] == best
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == metrics
+    again = evaluate_run(tmp_path / "run")
+    assert again["test_accuracy"] == metrics["test_accuracy"]
+    assert again["val_accuracy"] == metrics["val_accuracy"]
+
+
+def test_last_epoch_accuracy_is_that_of_the_last_weights(tmp_path):
+    cfg = tiny(**{"train.epochs": 4})
+    metrics = train(cfg, tmp_path / "run")
+    splits = load_dataset(cfg.data)
+    model = training.build_model(cfg, splits.n_inputs, splits.n_classes)
+    model.load_state_dict(load_file(str(tmp_path / "run" / "last.safetensors")))
+    assert training.evaluate(model, splits.test, cfg)["accuracy"] == metrics["last_epoch_test_accuracy"]
+
+
+def test_hidden_spike_counts_are_per_sample_and_per_layer():
+    cfg = tiny(**{"model.hidden": [16, 8], "train.epochs": 1})
+    splits = load_dataset(cfg.data)
+    torch.manual_seed(0)
+    model = training.build_model(cfg, splits.n_inputs, splits.n_classes)
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.weight.mul_(20)  # make both layers fire
+    result = training.evaluate(model, splits.test, cfg)
+    x, _ = splits.test.raster(range(len(splits.test)), cfg.data.n_steps, 1e-3)
+    with torch.no_grad():
+        _, rec = model.run(x)
+    expect = [float(s.sum()) / len(splits.test) for s in rec.spikes]
+    assert all(e > 0 for e in expect)
+    assert result["hidden_spikes_per_layer"] == pytest.approx(expect)
+    assert result["hidden_spikes_per_sample"] == pytest.approx(sum(expect))
+
+
+def test_non_finite_loss_stops_and_is_reported(monkeypatch):
+    real = training.loss_and_record
+    calls = {"n": 0}
+
+    def flaky(model, x, y, cfg):
+        calls["n"] += 1
+        loss, logits, rec = real(model, x, y, cfg)
+        if model.training and calls["n"] > 6:  # after two epochs of 3 batches (+ evals)
+            loss = loss * float("nan")
+        return loss, logits, rec
+
+    monkeypatch.setattr(training, "loss_and_record", flaky)
+    metrics = train(tiny(**{"train.epochs": 5}))
+    assert metrics["diverged"] is True
+    assert 1 <= metrics["epochs"] < 5
+    assert 0 <= metrics["test_accuracy"] <= 1
+
+
+def test_refuses_a_non_empty_run_folder(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("x")
+    with pytest.raises(SpikegradError, match="not empty"):
+        train(tiny(), tmp_path / "run")
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["keep.txt"]

@@ -92,6 +92,7 @@ def train(
     seed: Optional[int] = typer.Option(None, help="Seed of weight init and shuffling."),
     data_seed: Optional[int] = typer.Option(None, help="Seed of the data set."),
     threads: Optional[int] = typer.Option(None, help="Torch CPU threads (0: torch's default)."),
+    device: Optional[str] = typer.Option(None, help="auto (cuda if available), cpu, cuda, cuda:N."),
     set_: list[str] = typer.Option([], "--set", help="Any config field: section.key=value (repeatable)."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default runs/DATASET-TIMESTAMP)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -106,6 +107,7 @@ def train(
         "model.recurrent_grad": recurrent_grad, "model.input_gain": input_gain,
         "model.dt_ms": dt, "model.tau_mem_ms": tau_mem, "model.tau_syn_ms": tau_syn,
         "model.tau_out_ms": tau_out, "train.seed": seed, "data.seed": data_seed, "train.threads": threads,
+        "train.device": device,
     }
     cfg = resolve_config(config, flags, set_)
     from .training import prepare_run_dir, train as run_training

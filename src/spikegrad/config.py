@@ -60,6 +60,7 @@ class TrainConfig:
     lr: float = 2e-3
     seed: int = 0                      # --seed: weight init and shuffling
     threads: int = 0                   # torch threads; 0 leaves torch's default
+    device: str = "auto"               # "auto" (cuda if available), "cpu", "cuda", "cuda:1", …
 
 
 @dataclass
@@ -123,7 +124,23 @@ class Config:
                 raise SpikegradError(f"{name} must be ≥ 0, got {seed}")
         if t.threads < 0:
             raise SpikegradError(f"train.threads must be ≥ 0, got {t.threads}")
+        self.torch_device()
         return self
+
+    def torch_device(self):
+        """The torch device ``train.device`` names; SpikegradError if it is unknown or absent."""
+        import torch
+
+        name = self.train.device
+        if name == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise SpikegradError(f"train.device {name!r} is not a device name (auto, cpu, cuda, cuda:N)") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise SpikegradError(f"train.device {name!r} asked for, but torch sees no CUDA device")
+        return device
 
     # -- (de)serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -42,10 +42,11 @@ def iterate_batches(data: EventData, cfg: Config, batch_size: int,
     """Binned input rasters [batch, n_steps, inputs] and labels; shuffled when ``rng`` is given."""
     order = rng.permutation(len(data)) if rng is not None else np.arange(len(data))
     dt = cfg.model.dt_ms * 1e-3
+    device = cfg.torch_device()
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         x, _ = data.raster(idx, cfg.data.n_steps, dt)
-        yield x, torch.from_numpy(data.labels[idx])
+        yield x.to(device), torch.from_numpy(data.labels[idx]).to(device)
 
 
 def loss_and_record(model: SNN, x: torch.Tensor, y: torch.Tensor, cfg: Config):
@@ -66,14 +67,14 @@ def evaluate(model: SNN, data: EventData, cfg: Config) -> dict:
         return {"loss": float("nan"), "accuracy": float("nan"), "hidden_spikes_per_sample": 0.0,
                 "hidden_spikes_per_layer": []}
     loss_sum, correct = 0.0, 0
-    layer_spikes = torch.zeros(len(model.layers), dtype=torch.float64)
+    layer_spikes = [0.0] * len(model.layers)
     for x, y in iterate_batches(data, cfg, EVAL_BATCH):
         loss, logits, rec = loss_and_record(model, x, y, cfg)
         loss_sum += float(loss.detach()) * len(y)
         correct += int((logits.argmax(1) == y).sum())
         for k, s in enumerate(rec.spikes):
-            layer_spikes[k] += float(s.sum())
-    per_layer = (layer_spikes / n).tolist()
+            layer_spikes[k] += float(s.sum(dtype=torch.float64))
+    per_layer = [c / n for c in layer_spikes]
     return {"loss": loss_sum / n, "accuracy": correct / n,
             "hidden_spikes_per_sample": float(sum(per_layer)), "hidden_spikes_per_layer": per_layer}
 
@@ -120,7 +121,7 @@ def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False
         if len(getattr(splits, name)) == 0:
             raise SpikegradError(f"the {name} split of {cfg.data.name!r} is empty; training needs all three")
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg, splits.n_inputs, splits.n_classes)
+    model = build_model(cfg, splits.n_inputs, splits.n_classes).to(cfg.torch_device())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     rng = np.random.default_rng(cfg.train.seed)
 
@@ -204,9 +205,9 @@ def load_run(run_dir: str | Path) -> tuple[Config, SNN, DataSplits]:
         raise SpikegradError(f"{run_dir} is not a finished run folder (needs config.toml and model.safetensors)")
     cfg = load_config(run_dir / "config.toml")
     splits = load_dataset(cfg.data)
-    model = build_model(cfg, splits.n_inputs, splits.n_classes)
+    model = build_model(cfg, splits.n_inputs, splits.n_classes).to(cfg.torch_device())
     try:
-        state = load_file(str(weights))
+        state = load_file(str(weights), device=str(cfg.torch_device()))
         model.load_state_dict(state)
     except Exception as err:  # safetensors raises several types for corrupt files
         raise SpikegradError(f"cannot load weights {weights}: {str(err).splitlines()[0]}") from None

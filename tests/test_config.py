@@ -9,7 +9,7 @@ import pytest
 
 from spikegrad import Config, LIFParams, SpikegradError, load_config
 from spikegrad.config import parse_value
-from spikegrad.data import RandmanSpec
+from spikegrad.data.randman import RandmanSpec
 
 
 def write(tmp_path, text: str, name: str = "cfg.toml"):

@@ -52,8 +52,8 @@ def test_seed_changes_the_run_and_data_seed_changes_the_data(tmp_path):
     train(tiny(**{"train.seed": 1}), tmp_path / "b")
     sa, sb = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
     assert not torch.equal(sa["layers.0.weight"], sb["layers.0.weight"])
-    d1 = load_dataset(base.data)
-    d2 = load_dataset(tiny(**{"data.seed": 2}).data)
+    d1 = load_dataset(base)
+    d2 = load_dataset(tiny(**{"data.seed": 2}))
     assert not (d1.train.times == d2.train.times).all()
 
 
@@ -74,7 +74,7 @@ def test_reports_best_validation_epoch_and_saved_weights_match(tmp_path):
 def test_last_epoch_accuracy_is_that_of_the_last_weights(tmp_path):
     cfg = tiny(**{"train.epochs": 4})
     metrics = train(cfg, tmp_path / "run")
-    splits = load_dataset(cfg.data)
+    splits = load_dataset(cfg)
     model = training.build_model(cfg, splits.n_inputs, splits.n_classes)
     model.load_state_dict(load_file(str(tmp_path / "run" / "last.safetensors")))
     assert training.evaluate(model, splits.test, cfg)["accuracy"] == metrics["last_epoch_test_accuracy"]
@@ -82,7 +82,7 @@ def test_last_epoch_accuracy_is_that_of_the_last_weights(tmp_path):
 
 def test_hidden_spike_counts_are_per_sample_and_per_layer():
     cfg = tiny(**{"model.hidden": [16, 8], "train.epochs": 1})
-    splits = load_dataset(cfg.data)
+    splits = load_dataset(cfg)
     torch.manual_seed(0)
     model = training.build_model(cfg, splits.n_inputs, splits.n_classes)
     with torch.no_grad():

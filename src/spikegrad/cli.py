@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .config import Config, load_config, parse_value
+from .config import Config, load_config, merge_nested, nest, parse_value, read_toml
 from .errors import SpikegradError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -55,8 +55,11 @@ def _choice(flag: str, value: str, mapping: dict[str, Any]) -> Any:
 
 
 def resolve_config(config: Optional[Path], flags: dict[str, Any], sets: list[str]) -> Config:
-    """Defaults ← config file ← ``--set`` pairs ← explicit flags."""
-    cfg = load_config(config) if config is not None else Config().validate()
+    """Defaults ← data set defaults ← config file ← ``--set`` pairs ← explicit flags."""
+    raw: dict[str, Any] = {}
+    if config is not None:
+        load_config(config)  # errors name the file
+        raw = read_toml(config)
     overrides: dict[str, Any] = {}
     for item in sets:
         key, sep, value = item.partition("=")
@@ -64,15 +67,18 @@ def resolve_config(config: Optional[Path], flags: dict[str, Any], sets: list[str
             raise SpikegradError(f"--set takes KEY=VALUE (e.g. model.tau_mem_ms=20), got {item!r}")
         key, value = key.strip(), value.strip()
         # text fields take the text as it is (`--set model.surrogate=true` names a surrogate)
-        overrides[key] = value if isinstance(cfg.get(key), str) else parse_value(value)
+        overrides[key] = value if isinstance(Config().get(key), str) else parse_value(value)
     overrides.update({k: v for k, v in flags.items() if v is not None})
-    return cfg.with_overrides(overrides, "command line") if overrides else cfg
+    if not overrides:
+        return Config.from_dict(raw, str(config) if config else "defaults")
+    return Config.from_dict(merge_nested(raw, nest(overrides)), "command line")
 
 
 @app.command()
 def train(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML config file (flags override it)."),
-    dataset: Optional[str] = typer.Option(None, help="Data set name (randman)."),
+    dataset: Optional[str] = typer.Option(None, help="randman, mnist, fashion-mnist, shd, ssc, rawhd, rawsc, clicks."),
+    data_dir: Optional[Path] = typer.Option(None, help="Folder with the data set's files (official layout)."),
     hidden: Optional[str] = typer.Option(None, help="Hidden layer sizes, comma-separated; 0 for none."),
     recurrent: Optional[bool] = typer.Option(None, "--recurrent/--feedforward", help="Recurrent hidden layers."),
     surrogate: Optional[str] = typer.Option(None, help="superspike, superspike-asym, sigmoid, esser, true."),
@@ -99,7 +105,8 @@ def train(
 ) -> None:
     """Train a network; `spikegrad train` alone runs the paper's Randman task."""
     flags = {
-        "data.name": dataset, "model.hidden": _hidden(hidden) if hidden is not None else None,
+        "data.name": dataset, "data.dir": str(data_dir) if data_dir is not None else None,
+        "model.hidden": _hidden(hidden) if hidden is not None else None,
         "model.recurrent": recurrent, "model.surrogate": surrogate, "model.beta": beta,
         "train.lr": lr, "train.epochs": epochs, "train.batch_size": batch_size,
         "model.readout": readout, "model.reset": reset,

@@ -18,8 +18,12 @@ from typing import Any, Mapping
 
 import tomli_w
 
-from .data import DATASETS
+from .data import available_datasets, dataset_defaults
+from .data.audio import AudioSpec
+from .data.clicks import ClicksSpec
+from .data.mnist import LatencySpec
 from .data.randman import RandmanSpec
+from .data.shd import ShdSpec
 from .errors import SpikegradError
 from .neurons import LIFParams, available_backends
 from .readouts import get_readout
@@ -31,7 +35,12 @@ class DataConfig:
     name: str = "randman"
     seed: int = 1                      # --data-seed: fixes the data set, not the run
     n_steps: int = 70                  # simulated steps of dt_ms each
+    dir: str = ""                      # --data-dir: files in the official layout ("" = cache)
     randman: RandmanSpec = field(default_factory=RandmanSpec)
+    mnist: LatencySpec = field(default_factory=LatencySpec)      # mnist, fashion-mnist
+    shd: ShdSpec = field(default_factory=ShdSpec)                # shd, ssc
+    audio: AudioSpec = field(default_factory=AudioSpec)          # rawhd, rawsc
+    clicks: ClicksSpec = field(default_factory=ClicksSpec)
 
 
 @dataclass
@@ -96,8 +105,8 @@ class Config:
     def validate(self) -> "Config":
         """Raise SpikegradError naming the first impossible value; return self."""
         m, t, d = self.model, self.train, self.data
-        if d.name not in DATASETS:
-            raise SpikegradError(f"unknown dataset {d.name!r}; available: {', '.join(sorted(DATASETS))}")
+        if d.name not in available_datasets():
+            raise SpikegradError(f"unknown dataset {d.name!r}; available: {', '.join(available_datasets())}")
         if d.n_steps < 1:
             raise SpikegradError(f"data.n_steps must be ≥ 1, got {d.n_steps}")
         if any(h < 0 for h in m.hidden) or (0 in m.hidden and len(m.hidden) > 1):
@@ -151,6 +160,13 @@ class Config:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: str = "config") -> "Config":
+        """Defaults ← the chosen data set's defaults ← ``raw`` (nested tables)."""
+        if not isinstance(raw, Mapping):
+            raise SpikegradError(f"{source}: top level must be a table")
+        data = raw.get("data", {})
+        name = data.get("name", DataConfig.name) if isinstance(data, Mapping) else DataConfig.name
+        if isinstance(name, str) and name in available_datasets():
+            raw = merge_nested(nest(dataset_defaults(name)), raw)
         cfg = _build(cls, raw, source, "")
         try:
             return cfg.validate()
@@ -159,30 +175,32 @@ class Config:
 
     def get(self, key: str) -> Any:
         """Value of a dotted key such as ``model.beta``; SpikegradError if there is none."""
-        node: Any = self
-        for part in key.split("."):
-            if not dataclasses.is_dataclass(node) or part not in {f.name for f in dataclasses.fields(node)}:
-                raise SpikegradError(f"unknown config key {key!r}")
-            node = getattr(node, part)
-        return node
+        return _field_value(self, key, "config")
+
+    @classmethod
+    def from_overrides(cls, overrides: Mapping[str, Any], source: str = "override") -> "Config":
+        """Defaults (with the chosen data set's) ← dotted keys, e.g. {"data.name": "mnist"}."""
+        return cls.from_dict(nest(overrides), source)
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "override") -> "Config":
-        """A copy with dotted keys replaced, e.g. {"model.beta": 5, "train.lr": 1e-3}."""
-        raw = self.to_dict()
-        for key, value in overrides.items():
-            node, parts = raw, key.split(".")
-            for part in parts[:-1]:
-                if not isinstance(node.get(part), dict):
-                    raise SpikegradError(f"{source}: unknown key {key!r}")
-                node = node[part]
-            if parts[-1] not in node or isinstance(node[parts[-1]], dict):
-                raise SpikegradError(f"{source}: unknown key {key!r}")
-            node[parts[-1]] = value
-        return Config.from_dict(raw, source)
+        """A copy with dotted keys replaced, e.g. {"model.beta": 5, "train.lr": 1e-3}.
+
+        Every other field keeps its value; to switch data set *with* its defaults, use
+        :meth:`from_overrides`.
+        """
+        for key in overrides:
+            if dataclasses.is_dataclass(_field_value(self, key, source)):
+                raise SpikegradError(f"{source}: {key!r} is a table; set one of its fields")
+        return Config.from_dict(merge_nested(self.to_dict(), nest(overrides)), source)
 
 
 def load_config(path: str | Path) -> Config:
-    """Read a TOML config; missing fields keep their defaults."""
+    """Read a TOML config; missing fields keep their defaults (and the data set's)."""
+    return Config.from_dict(read_toml(path), str(path))
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The raw tables of a TOML file; SpikegradError naming the file if it cannot be read."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -192,7 +210,41 @@ def load_config(path: str | Path) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SpikegradError(f"{path}: invalid TOML: {err}") from None
-    return Config.from_dict(raw, str(path))
+    return raw
+
+
+def _field_value(cfg: Any, key: str, source: str) -> Any:
+    node = cfg
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(node) or part not in {f.name for f in dataclasses.fields(node)}:
+            raise SpikegradError(f"{source}: unknown key {key!r}")
+        node = getattr(node, part)
+    return node
+
+
+def nest(dotted: Mapping[str, Any]) -> dict[str, Any]:
+    """{"model.beta": 5} → {"model": {"beta": 5}}."""
+    out: dict[str, Any] = {}
+    for key, value in dotted.items():
+        node, parts = out, key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SpikegradError(f"config key {key!r} conflicts with {part!r} set to a value")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def merge_nested(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge: tables merge key by key, anything else in ``top`` replaces ``base``."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_nested(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def parse_value(text: str) -> Any:

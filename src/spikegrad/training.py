@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from .config import Config, load_config
-from .data import DataSplits, EventData, load_dataset
+from .data import DataSplits, DenseData, EventData, load_dataset
 from .errors import SpikegradError
 from .network import SNN
 
@@ -37,7 +37,7 @@ def build_model(cfg: Config, n_inputs: int, n_classes: int) -> SNN:
                backend=m.backend)
 
 
-def iterate_batches(data: EventData, cfg: Config, batch_size: int,
+def iterate_batches(data: EventData | DenseData, cfg: Config, batch_size: int,
                     rng: np.random.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Binned input rasters [batch, n_steps, inputs] and labels; shuffled when ``rng`` is given."""
     order = rng.permutation(len(data)) if rng is not None else np.arange(len(data))
@@ -45,7 +45,7 @@ def iterate_batches(data: EventData, cfg: Config, batch_size: int,
     device = cfg.torch_device()
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        x, _ = data.raster(idx, cfg.data.n_steps, dt)
+        x = data.inputs(idx, cfg.data.n_steps, dt)
         yield x.to(device), torch.from_numpy(data.labels[idx]).to(device)
 
 
@@ -60,7 +60,7 @@ def loss_and_record(model: SNN, x: torch.Tensor, y: torch.Tensor, cfg: Config):
 
 
 @torch.no_grad()
-def evaluate(model: SNN, data: EventData, cfg: Config) -> dict:
+def evaluate(model: SNN, data: EventData | DenseData, cfg: Config) -> dict:
     """Loss, accuracy and hidden spikes per sample (total and per layer) on one split."""
     n = len(data)
     if n == 0:
@@ -116,7 +116,7 @@ def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     out = prepare_run_dir(out_dir) if out_dir is not None else None
-    splits = splits or load_dataset(cfg.data)
+    splits = splits or load_dataset(cfg)
     for name in ("train", "val", "test"):
         if len(getattr(splits, name)) == 0:
             raise SpikegradError(f"the {name} split of {cfg.data.name!r} is empty; training needs all three")
@@ -204,7 +204,7 @@ def load_run(run_dir: str | Path) -> tuple[Config, SNN, DataSplits]:
     if not (run_dir / "config.toml").is_file() or not weights.is_file():
         raise SpikegradError(f"{run_dir} is not a finished run folder (needs config.toml and model.safetensors)")
     cfg = load_config(run_dir / "config.toml")
-    splits = load_dataset(cfg.data)
+    splits = load_dataset(cfg)
     model = build_model(cfg, splits.n_inputs, splits.n_classes).to(cfg.torch_device())
     try:
         state = load_file(str(weights), device=str(cfg.torch_device()))

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from spikegrad import SpikegradError
-from spikegrad.config import DataConfig
-from spikegrad.data import DataSplits, RandmanSpec, load_dataset, make_randman
+from spikegrad.config import Config, DataConfig
+from spikegrad.data import DataSplits, load_dataset
+from spikegrad.data.randman import RandmanSpec, make_randman
 from spikegrad.data.randman import class_spike_times, manifold_values
 
 SMALL = RandmanSpec(classes=3, train_per_class=20, val_per_class=5, test_per_class=5, terms=50)
@@ -218,12 +219,12 @@ def test_single_sample_class_cannot_be_standardised():
 
 
 def test_load_dataset_by_name():
-    cfg = DataConfig(seed=4, randman=SMALL)
+    cfg = Config(data=DataConfig(seed=4, randman=SMALL))
     splits = load_dataset(cfg)
     direct = make_randman(SMALL, 4)
     np.testing.assert_array_equal(splits.train.times, direct.train.times)
-    with pytest.raises(SpikegradError, match="mnist"):
-        load_dataset(DataConfig(name="mnist"))
+    with pytest.raises(SpikegradError, match="nope"):
+        load_dataset(Config(data=DataConfig(name="nope")))
 
 
 def test_raster_of_randman_has_one_spike_per_neuron(small):

@@ -1,30 +1,74 @@
-"""Data sets by name.  Each module turns its config section into :class:`DataSplits`."""
+"""Data sets by name.
+
+Each data set lives in one module of this package that provides
+
+* ``defaults(name) -> dict``: dotted config values that apply when the data set is
+  chosen (Δt, steps, network size, …) unless the user sets them, and
+* ``load(name, cfg) -> DataSplits``: the train/validation/test splits.
+
+Modules are imported on first use, so heavy readers (h5py, audio) load only when needed.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+import importlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SpikegradError
-from .events import DataSplits, EventData
-from .randman import RandmanSpec, make_randman
+from .events import DataSplits, DenseData, EventData
 
 if TYPE_CHECKING:
-    from ..config import DataConfig
+    from ..config import Config
 
-__all__ = ["DataSplits", "EventData", "RandmanSpec", "make_randman", "load_dataset", "DATASETS"]
+__all__ = ["DataSplits", "DenseData", "EventData", "DATASETS", "available_datasets",
+           "dataset_defaults", "dataset_dir", "data_root", "load_dataset"]
+
+# data set name -> module in this package
+DATASETS: dict[str, str] = {
+    "randman": "randman",
+    "mnist": "mnist",
+    "fashion-mnist": "mnist",
+    "shd": "shd",
+    "ssc": "shd",
+    "rawhd": "audio",
+    "rawsc": "audio",
+    "clicks": "clicks",
+}
 
 
-def _randman(cfg: "DataConfig") -> DataSplits:
-    return make_randman(cfg.randman, cfg.seed)
+def available_datasets() -> list[str]:
+    return sorted(DATASETS)
 
 
-DATASETS: dict[str, Callable[["DataConfig"], DataSplits]] = {"randman": _randman}
-
-
-def load_dataset(cfg: "DataConfig") -> DataSplits:
+def _module(name: str):
     try:
-        loader = DATASETS[cfg.name]
+        module = DATASETS[name]
     except KeyError:
-        raise SpikegradError(
-            f"unknown dataset {cfg.name!r}; available: {', '.join(sorted(DATASETS))}") from None
-    return loader(cfg)
+        raise SpikegradError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}") from None
+    return importlib.import_module(f"{__name__}.{module}")
+
+
+def dataset_defaults(name: str) -> dict[str, Any]:
+    """Dotted config values that data set ``name`` brings (e.g. {"data.n_steps": 100})."""
+    return dict(_module(name).defaults(name))
+
+
+def load_dataset(cfg: "Config") -> DataSplits:
+    """Train/validation/test splits of the data set ``cfg.data.name``."""
+    return _module(cfg.data.name).load(cfg.data.name, cfg)
+
+
+def data_root() -> Path:
+    """Where downloads go: $SPIKEGRAD_DATA, else ~/.cache/spikegrad."""
+    env = os.environ.get("SPIKEGRAD_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "spikegrad"
+
+
+def dataset_dir(name: str, configured: str = "") -> Path:
+    """Folder holding data set ``name``'s files in their official layout.
+
+    ``configured`` (``--data-dir`` / ``data.dir``) wins; otherwise ``data_root()/name``.
+    """
+    return Path(configured).expanduser() if configured else data_root() / name

@@ -1,4 +1,6 @@
-"""One event-batch format for every spiking data set: per-sample lists of (time, unit).
+"""Input formats: :class:`EventData` for spiking data sets (per-sample lists of (time,
+unit)) and :class:`DenseData` for analog input currents (e.g. mel features).  Both give
+a batch as ``inputs(index, n_steps, dt) -> [batch, n_steps, n_inputs]`` float tensor.
 
 Samples are stored CSR-style (flat ``times``/``units`` with ``offsets``), never as a
 dense data-set-wide tensor; :meth:`EventData.raster` bins a batch on demand with
@@ -40,6 +42,14 @@ class EventData:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def n_inputs(self) -> int:
+        return self.n_units
+
+    def inputs(self, index, n_steps: int, dt: float) -> torch.Tensor:
+        """Binned spike counts [batch, n_steps, n_units] (events past the window dropped)."""
+        return self.raster(index, n_steps, dt)[0]
+
     @classmethod
     def from_samples(cls, samples: list[tuple[np.ndarray, np.ndarray]], labels, n_units: int,
                      n_classes: int, name: str = "events") -> "EventData":
@@ -80,11 +90,44 @@ class EventData:
 
 
 @dataclass
+class DenseData:
+    """Analog input per time step, [n_samples, n_frames, n_inputs] float32, one frame per step."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    n_classes: int
+    name: str = "dense"
+
+    def __post_init__(self) -> None:
+        if self.features.ndim != 3 or len(self.features) != len(self.labels):
+            raise SpikegradError(f"{self.name}: features must be [samples, frames, inputs] with one label each")
+        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= self.n_classes):
+            raise SpikegradError(f"{self.name}: labels must lie in [0, {self.n_classes})")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.features.shape[2]
+
+    def subset(self, index: np.ndarray, name: str | None = None) -> "DenseData":
+        index = np.asarray(index, dtype=np.int64)
+        return DenseData(self.features[index], self.labels[index], self.n_classes, name or self.name)
+
+    def inputs(self, index, n_steps: int, dt: float) -> torch.Tensor:
+        """The first ``n_steps`` frames of samples ``index`` (``dt`` is the frame stride)."""
+        if n_steps > self.features.shape[1]:
+            raise SpikegradError(f"{self.name}: {n_steps} steps asked for, samples have {self.features.shape[1]} frames")
+        return torch.from_numpy(np.ascontiguousarray(self.features[np.asarray(index), :n_steps], dtype=np.float32))
+
+
+@dataclass
 class DataSplits:
     """Train/validation/test splits of one data set plus its input/output sizes."""
 
-    train: EventData
-    val: EventData
-    test: EventData
+    train: EventData | DenseData
+    val: EventData | DenseData
+    test: EventData | DenseData
     n_inputs: int
     n_classes: int

@@ -96,3 +96,12 @@ def make_randman(spec: RandmanSpec, seed: int) -> DataSplits:
         splits[split] = EventData.from_samples(samples, labels, spec.inputs, spec.classes,
                                                name=f"randman/{split}")
     return DataSplits(splits["train"], splits["val"], splits["test"], spec.inputs, spec.classes)
+
+
+def defaults(name: str) -> dict:
+    """The core's defaults are the paper's Randman setup already."""
+    return {}
+
+
+def load(name: str, cfg) -> DataSplits:
+    return make_randman(cfg.data.randman, cfg.data.seed)

@@ -284,3 +284,23 @@ def test_parse_value_feeds_overrides():
         ("model.surrogate", "superspike-asym"), ("train.lr", "1e-3")]})
     assert cfg.model.beta == 3.0 and cfg.model.recurrent is True and cfg.model.hidden == [16, 8]
     assert cfg.model.surrogate == "superspike-asym" and cfg.train.lr == 1e-3
+
+
+def test_dataset_defaults_sit_between_defaults_and_user_values(tmp_path):
+    from spikegrad.cli import resolve_config
+
+    mnist = Config.from_overrides({"data.name": "mnist"})
+    assert mnist.data.n_steps == 100 and mnist.model.hidden == [256]
+    assert Config.from_overrides({"data.name": "mnist", "data.n_steps": 80}).data.n_steps == 80
+    path = tmp_path / "c.toml"
+    path.write_text('[data]\nname = "mnist"\n[model]\nhidden = [64]\n')
+    from_file = resolve_config(path, {}, [])
+    assert from_file.model.hidden == [64] and from_file.data.n_steps == 100
+    flagged = resolve_config(path, {"model.hidden": [32], "data.name": None}, ["data.n_steps=90"])
+    assert flagged.model.hidden == [32] and flagged.data.n_steps == 90
+    # switching the data set on the command line brings that data set's defaults
+    clicks = resolve_config(path, {"data.name": "clicks"}, [])
+    assert clicks.model.dt_ms == 5.0 and clicks.model.hidden == [64]  # file value kept
+    # a resolved config keeps its values when reloaded (run folders are self-contained)
+    again = Config.from_dict(tomllib.loads(clicks.to_toml()))
+    assert again == clicks

@@ -265,3 +265,19 @@ def test_bad_sizes_raise():
         SNN(7, [0, 3], 2)
     with pytest.raises(SpikegradError, match="readout"):
         SNN(7, [3], 2, readout="median")
+
+
+@pytest.mark.parametrize("readout", ["max", "sum", "mean", "last"])
+def test_readout_window_reduces_only_the_last_steps(readout):
+    torch.manual_seed(0)
+    full = SNN(4, [6], 3, readout=readout)
+    windowed = SNN(4, [6], 3, readout=readout, readout_steps=5)
+    windowed.load_state_dict(full.state_dict())
+    x = (torch.rand(2, 20, 4) < 0.3).float()
+    _, rec = full.run(x)
+    logits = windowed(x)
+    expect = {"max": rec.readout[:, -5:].max(1).values, "sum": rec.readout[:, -5:].sum(1),
+              "mean": rec.readout[:, -5:].mean(1), "last": rec.readout[:, -1]}[readout]
+    torch.testing.assert_close(logits, expect)
+    with pytest.raises(SpikegradError, match="window"):
+        SNN(4, [6], 3, readout_steps=-1)

@@ -59,6 +59,7 @@ class ModelConfig:
     tau_out_ms: float = 20.0
     readout: str = "max"
     readout_init: float = -1e-3        # U_out[0]
+    readout_steps: int = 0             # reduce only the last N steps (a response window); 0: all
     backend: str = "auto"
 
 
@@ -115,6 +116,8 @@ class Config:
             value = getattr(m, name)
             if not (math.isfinite(value) and value > 0):
                 raise SpikegradError(f"model.{name} must be a positive time in ms, got {value}")
+        if m.readout_steps < 0 or m.readout_steps > d.n_steps:
+            raise SpikegradError(f"model.readout_steps must lie in [0, data.n_steps={d.n_steps}], got {m.readout_steps}")
         if not math.isfinite(m.readout_init):
             raise SpikegradError(f"model.readout_init must be finite, got {m.readout_init}")
         if m.backend not in available_backends():

@@ -44,14 +44,17 @@ class Readout(nn.Module):
     """Leaky-integrator readout with synaptic current, reduced over time to logits."""
 
     def __init__(self, n_in: int, n_out: int, params: LIFParams, tau_out: float,
-                 reduction: str = "max", initial_state: float = -1e-3):
+                 reduction: str = "max", initial_state: float = -1e-3, window: int = 0):
         super().__init__()
         if not (math.isfinite(tau_out) and tau_out > 0):
             raise SpikegradError(f"tau_out must be a positive number of seconds, got {tau_out!r}")
         if not math.isfinite(initial_state):
             raise SpikegradError(f"readout initial state must be finite, got {initial_state!r}")
-        self.reduce = get_readout(reduction)
+        if window < 0:
+            raise SpikegradError(f"readout window must be ≥ 0 steps, got {window!r}")
+        self.reduction_fn = get_readout(reduction)
         self.reduction = reduction
+        self.window = int(window)
         self.decay_out = decay(params.dt, tau_out)
         self.decay_syn = params.decay_syn
         self.gain = 1.0 - self.decay_out if params.input_gain else 1.0
@@ -62,6 +65,10 @@ class Readout(nn.Module):
         """Readout voltages U_out[n], [batch, time, classes]."""
         return leaky_readout(x @ self.weight.t(), self.decay_out, self.decay_syn, self.gain,
                              self.initial_state)
+
+    def reduce(self, trace: torch.Tensor) -> torch.Tensor:
+        """Logits from the trace: the reduction over the last ``window`` steps (0: all)."""
+        return self.reduction_fn(trace[:, -self.window:] if self.window else trace)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.reduce(self.trace(x))
@@ -88,12 +95,13 @@ class SNN(nn.Module):
         n_classes: readout units.  recurrent: add V to every hidden layer.
         params: neuron dynamics and gradient switches.  tau_out: readout time constant (s).
         readout: ``max``/``sum``/``mean``/``last``.  readout_init: U_out[0].
+        readout_steps: reduce only the last this many steps (0: all), e.g. a response window.
     """
 
     def __init__(self, n_inputs: int, hidden: Sequence[int], n_classes: int,
                  params: LIFParams | None = None, recurrent: bool = False,
                  tau_out: float = 20e-3, readout: str = "max", readout_init: float = -1e-3,
-                 backend: str = "auto"):
+                 backend: str = "auto", readout_steps: int = 0):
         super().__init__()
         params = params or LIFParams()
         sizes = [int(n_inputs), *[int(h) for h in hidden]]
@@ -105,7 +113,7 @@ class SNN(nn.Module):
         self.params = params
         self.layers = nn.ModuleList(
             LIFLayer(a, b, params, recurrent, backend) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.readout = Readout(sizes[-1], n_classes, params, tau_out, readout, readout_init)
+        self.readout = Readout(sizes[-1], n_classes, params, tau_out, readout, readout_init, readout_steps)
 
     def forward(self, x: torch.Tensor, record: bool = False):
         if x.dim() != 3 or x.shape[-1] != self.n_inputs:

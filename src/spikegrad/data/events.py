@@ -10,7 +10,7 @@ in one bin add up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -82,7 +82,8 @@ class EventData:
         index = np.asarray(index, dtype=np.int64)
         flat, lengths = self._gather(index)
         rows = np.repeat(np.arange(len(index)), lengths)
-        bins = np.floor(self.times[flat] / dt).astype(np.int64)
+        # float64 whatever the storage dtype (e.g. float32 for SHD), so bins match t / Δt exactly
+        bins = np.floor(self.times[flat].astype(np.float64, copy=False) / dt).astype(np.int64)
         keep = (bins >= 0) & (bins < n_steps)
         out = np.zeros((len(index), n_steps, self.n_units), dtype=np.float32)
         np.add.at(out, (rows[keep], bins[keep], self.units[flat][keep]), 1.0)
@@ -131,3 +132,4 @@ class DataSplits:
     test: EventData | DenseData
     n_inputs: int
     n_classes: int
+    info: dict = field(default_factory=dict)  # loader metadata, e.g. {"repairs": {...}}

@@ -1,0 +1,77 @@
+"""Figures for papers: activity snapshots of a network on one input.
+
+Matplotlib with the Agg backend (no display needed); every function writes a PNG and
+returns the figure's underlying numbers so they can be checked or saved as CSV.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .network import SNN
+
+
+def activity_snapshot(model: SNN, x: torch.Tensor, dt_ms: float, path: str | Path, *,
+                      title: str = "", class_names: Sequence[str] | None = None,
+                      label: int | None = None, spans: Sequence[tuple[float, float, str]] = ()) -> dict:
+    """Input raster, hidden rasters (one panel per layer) and readout traces of one sample.
+
+    ``x``: one input [time, inputs].  ``spans``: shaded time intervals (start_ms, end_ms,
+    name), e.g. stimulus / delay / response.  Returns the arrays plotted.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    model.eval()
+    with torch.no_grad():
+        logits, rec = model.run(x.unsqueeze(0).to(next(model.parameters()).device))
+    inputs = x.cpu().numpy()
+    hidden = [s[0].cpu().numpy() for s in rec.spikes]
+    readout = rec.readout[0].cpu().numpy()
+    steps = inputs.shape[0]
+    t_ms = np.arange(steps) * dt_ms
+    panels = 2 + len(hidden)
+    ratios = [1.0] + [1.6] * len(hidden) + [1.2]
+    fig, axes = plt.subplots(panels, 1, figsize=(7.0, 1.6 * sum(ratios) + 0.6), sharex=True,
+                             gridspec_kw={"height_ratios": ratios})
+
+    def raster(ax, counts, ylabel):
+        steps_idx, units = np.nonzero(counts)
+        ax.scatter(steps_idx * dt_ms, units, s=3, c="k", marker="|" if counts.shape[1] > 4 else "o", linewidths=0.8)
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(-0.5, counts.shape[1] - 0.5)
+
+    raster(axes[0], inputs, "input")
+    if inputs.shape[1] <= 4:
+        axes[0].set_yticks(range(inputs.shape[1]))
+    for k, h in enumerate(hidden):
+        raster(axes[1 + k], h, f"hidden {k + 1}\n({int(h.sum())} spikes)")
+    ax = axes[-1]
+    names = list(class_names) if class_names else [str(c) for c in range(readout.shape[1])]
+    for c in range(readout.shape[1]):
+        ax.plot(t_ms, readout[:, c], lw=1.2, label=names[c] + (" (target)" if label == c else ""))
+    if model.readout.window:
+        ax.axvspan(t_ms[-model.readout.window], t_ms[-1] + dt_ms, color="tab:green", alpha=0.12, lw=0)
+    ax.set_ylabel("readout U")
+    ax.set_xlabel("time (ms)")
+    if readout.shape[1] <= 10:
+        ax.legend(fontsize=7, ncol=min(5, readout.shape[1]), loc="upper left", frameon=False)
+    for start, end, name in spans:
+        for a in axes:
+            a.axvline(start, color="0.6", lw=0.6, ls="--")
+        axes[0].text((start + end) / 2, inputs.shape[1] - 0.5, name, ha="center", va="bottom", fontsize=8)
+    prediction = int(logits.argmax(1))
+    fig.suptitle(title + (f"  —  label {names[label]}, predicted {names[prediction]}" if label is not None else ""),
+                 fontsize=10)
+    fig.align_ylabels(axes)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return {"inputs": inputs, "hidden": hidden, "readout": readout, "prediction": prediction}

@@ -1,4 +1,4 @@
-"""Command line: ``spikegrad train | evaluate | config``, thin over the Python API.
+"""Command line: ``spikegrad train | evaluate | config | data``, thin over the Python API.
 
 Flags override a ``--config`` TOML file, which overrides the defaults; ``--set
 section.key=value`` reaches any config field.  User mistakes print one line
@@ -144,6 +144,49 @@ def show_config(
 ) -> None:
     """Print the resolved configuration as TOML (the schema `train --config` reads)."""
     typer.echo(resolve_config(config, {}, set_).to_toml())
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Download and inspect data sets.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("download")
+def data_download(
+    name: str = typer.Argument(..., help="randman, mnist, fashion-mnist, shd, ssc, rawhd, rawsc, clicks."),
+    data_dir: Optional[Path] = typer.Option(None, help="Target folder (default $SPIKEGRAD_DATA/NAME)."),
+    mirror: Optional[str] = typer.Option(None, help="Base URL replacing the official ones (default $SPIKEGRAD_MIRROR)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Download, verify (md5/sha256) and unpack a data set's official files."""
+    from .data.download import download
+
+    download(name, str(data_dir) if data_dir is not None else "", mirror=mirror, progress=not quiet,
+             say=typer.echo)
+
+
+@data_app.command("info")
+def data_info(
+    name: str = typer.Argument(..., help="A data set name (see `spikegrad data download --help`)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Folder with the data set's files (official layout)."),
+    plot: Optional[Path] = typer.Option(None, help="Write a raster/heatmap of one sample to this PNG file."),
+    sample: int = typer.Option(0, help="Index of the plotted sample."),
+    split: str = typer.Option("train", help="Split of the plotted sample: train, val or test."),
+    set_: list[str] = typer.Option([], "--set", help="Any config field: section.key=value (repeatable)."),
+) -> None:
+    """Print split sizes, classes, inputs and events per sample; optionally plot one sample."""
+    from .data import load_dataset
+    from .data.inspect import SPLITS, format_summary, plot_sample, summarize
+
+    if split not in SPLITS:
+        raise SpikegradError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    cfg = resolve_config(None, {"data.name": name, "data.dir": str(data_dir) if data_dir is not None else None},
+                         set_)
+    splits = load_dataset(cfg)
+    for line in format_summary(name, summarize(splits)):
+        typer.echo(line)
+    if plot is not None:
+        plot_sample(getattr(splits, split), sample, plot, f"{name}, {split} sample {sample}")
+        typer.echo(f"plot: {plot}")
 
 
 def _print_metrics(metrics: dict, caption: str) -> None:

@@ -85,8 +85,9 @@ class EventData:
         # float64 whatever the storage dtype (e.g. float32 for SHD), so bins match t / Δt exactly
         bins = np.floor(self.times[flat].astype(np.float64, copy=False) / dt).astype(np.int64)
         keep = (bins >= 0) & (bins < n_steps)
-        out = np.zeros((len(index), n_steps, self.n_units), dtype=np.float32)
-        np.add.at(out, (rows[keep], bins[keep], self.units[flat][keep]), 1.0)
+        cell = (rows[keep] * n_steps + bins[keep]) * self.n_units + self.units[flat][keep]
+        size = len(index) * n_steps * self.n_units
+        out = np.bincount(cell, minlength=size).astype(np.float32).reshape(len(index), n_steps, self.n_units)
         return torch.from_numpy(out).to(dtype), int((~keep).sum())
 
 

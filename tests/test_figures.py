@@ -26,3 +26,17 @@ def test_activity_snapshot_writes_png_and_returns_what_it_plots(tmp_path):
     assert out["hidden"][0].sum() > 0
     assert (out["readout"] == rec.readout[0].detach().numpy()).all()
     assert out["prediction"] == int(logits.argmax(1))
+
+
+def test_activity_command_on_a_trained_clicks_run(tmp_path, capsys):
+    from spikegrad import Config, train
+    from spikegrad.cli import main
+
+    cfg = Config.from_overrides({"data.name": "clicks", "data.clicks.train_samples": 20, "data.clicks.val_samples": 5,
+                                 "data.clicks.test_samples": 5, "train.epochs": 1, "model.hidden": [8]})
+    train(cfg, tmp_path / "run")
+    assert main(["activity", str(tmp_path / "run"), "--sample", "2"]) == 0
+    png = tmp_path / "run" / "activity-test-2.png"
+    assert mpimg.imread(png).shape[0] > 300
+    assert main(["activity", str(tmp_path / "run"), "--sample", "5"]) == 2
+    assert "sample 5 is outside the test split (0–4)" in capsys.readouterr().err

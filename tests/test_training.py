@@ -122,3 +122,15 @@ def test_refuses_a_non_empty_run_folder(tmp_path):
     with pytest.raises(SpikegradError, match="not empty"):
         train(tiny(), tmp_path / "run")
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["keep.txt"]
+
+
+def test_init_from_a_run_starts_from_its_weights(tmp_path):
+    first = train(tiny(), tmp_path / "a")
+    # a vanishing learning rate leaves the loaded weights as they are
+    again = train(tiny(**{"train.init_from": str(tmp_path / "a"), "train.epochs": 1, "train.lr": 1e-30}))
+    assert again["test_accuracy"] == first["test_accuracy"]
+    assert again["test_loss"] == pytest.approx(first["test_loss"], rel=1e-6)
+    with pytest.raises(SpikegradError, match="does not exist"):
+        train(tiny(**{"train.init_from": str(tmp_path / "nope")}))
+    with pytest.raises(SpikegradError, match="cannot load weights"):
+        train(tiny(**{"train.init_from": str(tmp_path / "a"), "model.hidden": [7]}))

@@ -137,6 +137,20 @@ def evaluate(run_dir: Path = typer.Argument(..., help="A run folder written by `
     _print_metrics(evaluate_run(run_dir), f"run folder: {run_dir}")
 
 
+@app.command()
+def activity(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `spikegrad train`."),
+    split: str = typer.Option("test", help="train, val or test."),
+    sample: int = typer.Option(0, help="Index of the sample in that split."),
+    out: Optional[Path] = typer.Option(None, help="PNG to write (default RUN_DIR/activity-SPLIT-SAMPLE.png)."),
+) -> None:
+    """Plot input raster, hidden rasters and readout traces of a trained network on one sample."""
+    from .training import plot_activity
+
+    path = plot_activity(run_dir, split, sample, out)
+    typer.echo(f"wrote {path}")
+
+
 @app.command("config")
 def show_config(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML config file to resolve."),

@@ -71,6 +71,7 @@ class TrainConfig:
     seed: int = 0                      # --seed: weight init and shuffling
     threads: int = 0                   # torch threads; 0 leaves torch's default
     device: str = "auto"               # "auto" (cuda if available), "cpu", "cuda", "cuda:1", …
+    init_from: str = ""                # start from these weights: a run folder or a .safetensors file
 
 
 @dataclass

@@ -122,6 +122,8 @@ def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False
             raise SpikegradError(f"the {name} split of {cfg.data.name!r} is empty; training needs all three")
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, splits.n_inputs, splits.n_classes).to(cfg.torch_device())
+    if cfg.train.init_from:
+        load_weights(model, cfg.train.init_from, cfg.torch_device())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     rng = np.random.default_rng(cfg.train.seed)
 
@@ -197,6 +199,19 @@ def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False
     return metrics
 
 
+def load_weights(model: SNN, source: str | Path, device=None) -> None:
+    """Load weights from a run folder (its model.safetensors) or a .safetensors file."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.is_file():
+        raise SpikegradError(f"cannot load weights: {path} does not exist")
+    try:
+        model.load_state_dict(load_file(str(path), device=str(device or "cpu")))
+    except Exception as err:  # safetensors and load_state_dict raise several types
+        raise SpikegradError(f"cannot load weights {path}: {str(err).splitlines()[0]}") from None
+
+
 def load_run(run_dir: str | Path) -> tuple[Config, SNN, DataSplits]:
     """Config, best-validation model and data of a finished run folder."""
     run_dir = Path(run_dir)
@@ -206,11 +221,7 @@ def load_run(run_dir: str | Path) -> tuple[Config, SNN, DataSplits]:
     cfg = load_config(run_dir / "config.toml")
     splits = load_dataset(cfg)
     model = build_model(cfg, splits.n_inputs, splits.n_classes).to(cfg.torch_device())
-    try:
-        state = load_file(str(weights), device=str(cfg.torch_device()))
-        model.load_state_dict(state)
-    except Exception as err:  # safetensors raises several types for corrupt files
-        raise SpikegradError(f"cannot load weights {weights}: {str(err).splitlines()[0]}") from None
+    load_weights(model, weights, cfg.torch_device())
     model.eval()
     return cfg, model, splits
 
@@ -221,3 +232,21 @@ def evaluate_run(run_dir: str | Path) -> dict:
     test, val = evaluate(model, splits.test, cfg), evaluate(model, splits.val, cfg)
     return {"test_accuracy": test["accuracy"], "val_accuracy": val["accuracy"],
             "test_loss": test["loss"], "hidden_spikes_per_sample": test["hidden_spikes_per_sample"]}
+
+
+def plot_activity(run_dir: str | Path, split: str = "test", sample: int = 0, out: str | Path | None = None) -> Path:
+    """Activity snapshot (input, hidden, readout) of a run's best model on one sample; returns the PNG path."""
+    from .data import dataset_phases
+    from .figures import activity_snapshot
+
+    cfg, model, splits = load_run(run_dir)
+    if split not in ("train", "val", "test"):
+        raise SpikegradError(f"split must be train, val or test, got {split!r}")
+    data = getattr(splits, split)
+    if not 0 <= sample < len(data):
+        raise SpikegradError(f"sample {sample} is outside the {split} split (0–{len(data) - 1})")
+    out = Path(out) if out is not None else Path(run_dir) / f"activity-{split}-{sample}.png"
+    x = data.inputs([sample], cfg.data.n_steps, cfg.model.dt_ms * 1e-3)[0]
+    activity_snapshot(model, x, cfg.model.dt_ms, out, label=int(data.labels[sample]),
+                      title=f"{cfg.data.name} {split} sample {sample}", spans=dataset_phases(cfg))
+    return out

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..config import Config
 
 __all__ = ["DataSplits", "DenseData", "EventData", "DATASETS", "available_datasets",
-           "dataset_defaults", "dataset_dir", "data_root", "load_dataset"]
+           "dataset_defaults", "dataset_dir", "dataset_phases", "data_root", "load_dataset"]
 
 # data set name -> module in this package
 DATASETS: dict[str, str] = {
@@ -58,6 +58,12 @@ def dataset_defaults(name: str) -> dict[str, Any]:
 def load_dataset(cfg: "Config") -> DataSplits:
     """Train/validation/test splits of the data set ``cfg.data.name``."""
     return _module(cfg.data.name).load(cfg.data.name, cfg)
+
+
+def dataset_phases(cfg: "Config") -> list[tuple[float, float, str]]:
+    """Named time intervals of a trial in ms (e.g. stimulus, delay, response), if the data set has them."""
+    module = _module(cfg.data.name)
+    return list(module.phases(cfg)) if hasattr(module, "phases") else []
 
 
 def data_root() -> Path:

@@ -84,6 +84,14 @@ def make_trials(spec: ClicksSpec, n: int, rng: np.random.Generator, name: str = 
     return EventData.from_samples(samples, labels, n_units=2, n_classes=2, name=name)
 
 
+def phases(cfg) -> list[tuple[float, float, str]]:
+    """Stimulus, delay and response intervals of a trial, in ms."""
+    spec: ClicksSpec = cfg.data.clicks
+    end_delay = spec.stimulus_ms + spec.delay_ms
+    return [(0.0, spec.stimulus_ms, "stimulus"), (spec.stimulus_ms, end_delay, "delay"),
+            (end_delay, end_delay + spec.response_ms, "response")]
+
+
 def load(name: str, cfg) -> DataSplits:
     spec: ClicksSpec = cfg.data.clicks
     seed = np.random.SeedSequence(int(cfg.data.seed))

@@ -22,7 +22,7 @@ def test_activity_snapshot_writes_png_and_returns_what_it_plots(tmp_path):
     assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600
     assert (out["inputs"] == x.numpy()).all()
     logits, rec = net.run(x.unsqueeze(0))
-    assert [h.sum() for h in out["hidden"]] == [float(s.sum()) for s in rec.spikes]
+    assert [h.sum() for h in out["hidden"]] == [float(s.detach().sum()) for s in rec.spikes]
     assert out["hidden"][0].sum() > 0
     assert (out["readout"] == rec.readout[0].detach().numpy()).all()
     assert out["prediction"] == int(logits.argmax(1))

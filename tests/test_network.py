@@ -268,16 +268,21 @@ def test_bad_sizes_raise():
 
 
 @pytest.mark.parametrize("readout", ["max", "sum", "mean", "last"])
-def test_readout_window_reduces_only_the_last_steps(readout):
+def test_readout_window_listens_only_to_the_last_steps(readout):
+    """The readout starts fresh at T − k: activity before the window cannot reach the logits."""
+    from spikegrad.neurons import leaky_readout
+
     torch.manual_seed(0)
-    full = SNN(4, [6], 3, readout=readout)
-    windowed = SNN(4, [6], 3, readout=readout, readout_steps=5)
-    windowed.load_state_dict(full.state_dict())
+    net = SNN(4, [6], 3, readout=readout, readout_steps=5)
+    with torch.no_grad():
+        net.layers[0].weight.mul_(20)
     x = (torch.rand(2, 20, 4) < 0.3).float()
-    _, rec = full.run(x)
-    logits = windowed(x)
-    expect = {"max": rec.readout[:, -5:].max(1).values, "sum": rec.readout[:, -5:].sum(1),
-              "mean": rec.readout[:, -5:].mean(1), "last": rec.readout[:, -1]}[readout]
+    logits, rec = net.run(x)
+    assert rec.readout.shape == (2, 5, 3)
+    ro = net.readout
+    trace = leaky_readout(rec.spikes[0][:, -5:] @ ro.weight.t(), ro.decay_out, ro.decay_syn, ro.gain, -1e-3)
+    torch.testing.assert_close(rec.readout, trace)
+    expect = {"max": trace.max(1).values, "sum": trace.sum(1), "mean": trace.mean(1), "last": trace[:, -1]}[readout]
     torch.testing.assert_close(logits, expect)
     with pytest.raises(SpikegradError, match="window"):
         SNN(4, [6], 3, readout_steps=-1)

@@ -59,7 +59,7 @@ class ModelConfig:
     tau_out_ms: float = 20.0
     readout: str = "max"
     readout_init: float = -1e-3        # U_out[0]
-    readout_steps: int = 0             # reduce only the last N steps (a response window); 0: all
+    readout_steps: int = 0             # response window: the readout sees only the last N steps; 0: all
     backend: str = "auto"
 
 

@@ -54,8 +54,9 @@ def activity_snapshot(model: SNN, x: torch.Tensor, dt_ms: float, path: str | Pat
         raster(axes[1 + k], h, f"hidden {k + 1}\n({int(h.sum())} spikes)")
     ax = axes[-1]
     names = list(class_names) if class_names else [str(c) for c in range(readout.shape[1])]
+    t_out = t_ms[-readout.shape[0]:]  # a response-window readout covers only the last steps
     for c in range(readout.shape[1]):
-        ax.plot(t_ms, readout[:, c], lw=1.2, label=names[c] + (" (target)" if label == c else ""))
+        ax.plot(t_out, readout[:, c], lw=1.2, label=names[c] + (" (target)" if label == c else ""))
     if model.readout.window:
         ax.axvspan(t_ms[-model.readout.window], t_ms[-1] + dt_ms, color="tab:green", alpha=0.12, lw=0)
     ax.set_ylabel("readout U")

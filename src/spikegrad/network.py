@@ -62,13 +62,21 @@ class Readout(nn.Module):
         self.weight = _uniform_fan_in((n_out, n_in))
 
     def trace(self, x: torch.Tensor) -> torch.Tensor:
-        """Readout voltages U_out[n], [batch, time, classes]."""
+        """Readout voltages U_out[n], [batch, time, classes].
+
+        With a response window of k steps the readout listens only then: it starts from
+        its initial state at step T − k and integrates the last k steps of ``x``, so the
+        decision must be present in the network's activity at response time (the leaky
+        readout cannot carry it across a delay).  The trace is then [batch, k, classes].
+        """
+        if self.window:
+            x = x[:, -self.window:]
         return leaky_readout(x @ self.weight.t(), self.decay_out, self.decay_syn, self.gain,
                              self.initial_state)
 
     def reduce(self, trace: torch.Tensor) -> torch.Tensor:
-        """Logits from the trace: the reduction over the last ``window`` steps (0: all)."""
-        return self.reduction_fn(trace[:, -self.window:] if self.window else trace)
+        """Logits from the readout trace."""
+        return self.reduction_fn(trace)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.reduce(self.trace(x))
@@ -95,7 +103,7 @@ class SNN(nn.Module):
         n_classes: readout units.  recurrent: add V to every hidden layer.
         params: neuron dynamics and gradient switches.  tau_out: readout time constant (s).
         readout: ``max``/``sum``/``mean``/``last``.  readout_init: U_out[0].
-        readout_steps: reduce only the last this many steps (0: all), e.g. a response window.
+        readout_steps: response window: the readout sees only the last this many steps (0: all).
     """
 
     def __init__(self, n_inputs: int, hidden: Sequence[int], n_classes: int,

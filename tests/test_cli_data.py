@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import socket
 import threading
 
 import numpy as np
@@ -26,17 +25,6 @@ TINY_RANDMAN = ["--set", "data.randman.terms=20", "--set", "data.randman.classes
                 "--set", "data.randman.test_per_class=2"]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPIKEGRAD_DATA", str(tmp_path / "cache"))
-    monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
-    real = socket.create_connection
-
-    def guarded(address, *args, **kwargs):
-        assert address[0] in ("127.0.0.1", "localhost"), f"test tried to contact {address[0]}"
-        return real(address, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "create_connection", guarded)
 
 
 def error_line(stderr: str) -> str:

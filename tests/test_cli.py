@@ -314,3 +314,43 @@ def test_evaluate_corrupt_weights(tiny_run, capsys, tmp_path):
     shutil.copytree(run, broken)
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     run_fail(capsys, ["evaluate", str(broken)], "model.safetensors")
+
+
+# -- resume: a SIGKILLed run continues to the same result --------------------------------------
+
+RESUME_TINY = [
+    "--set", "data.randman.classes=2", "--set", "data.randman.train_per_class=20",
+    "--set", "data.randman.val_per_class=6", "--set", "data.randman.test_per_class=6",
+    "--set", "data.randman.terms=20", "--set", "train.threads=1", "--hidden", "8",
+    "--epochs", "6", "--batch-size", "10", "--lr", "0.1", "--quiet",
+]
+
+
+def test_sigkilled_run_resumes_to_the_same_metrics(tmp_path, capsys):
+    import signal
+    import time
+
+    assert main(["train", *RESUME_TINY, "--out", str(tmp_path / "full")]) == 0
+    run = tmp_path / "cut"
+    env = dict(os.environ, COLUMNS="80")
+    proc = subprocess.Popen([sys.executable, "-m", "spikegrad.cli", "train", *RESUME_TINY, "--out", str(run)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoint.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (run / "checkpoint.pt").exists()
+    assert not (run / "metrics.json").exists(), "the run finished before it could be killed"
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    again = json.loads((run / "metrics.json").read_text())
+    full.pop("wall_seconds"), again.pop("wall_seconds")
+    assert again == full
+    a, b = load_file(str(run / "model.safetensors")), load_file(str(tmp_path / "full" / "model.safetensors"))
+    assert all((a[k] == b[k]).all() for k in a)
+    capsys.readouterr()
+    line = run_fail(capsys, ["train", "--resume", str(run)], "already finished", str(run))
+    assert "nothing to resume" in line
+    run_fail(capsys, ["train", "--resume", str(run), "--epochs", "3"], "--epochs")

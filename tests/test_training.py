@@ -134,3 +134,72 @@ def test_init_from_a_run_starts_from_its_weights(tmp_path):
         train(tiny(**{"train.init_from": str(tmp_path / "nope")}))
     with pytest.raises(SpikegradError, match="cannot load weights"):
         train(tiny(**{"train.init_from": str(tmp_path / "a"), "model.hidden": [7]}))
+
+
+# -- checkpoints and resume -----------------------------------------------------------------
+
+LEARNING = {"data.randman.classes": 2, "data.randman.train_per_class": 20, "data.randman.val_per_class": 6,
+            "data.randman.test_per_class": 6, "data.randman.terms": 20, "model.hidden": [8],
+            "train.epochs": 4, "train.batch_size": 10, "train.lr": 0.1, "train.threads": 1}
+
+
+def _weights_equal(a, b):
+    for name in ("model.safetensors", "last.safetensors"):
+        sa, sb = load_file(str(a / name)), load_file(str(b / name))
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), name
+
+
+def _rows(run):
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for r in rows:
+        r.pop("seconds")
+    return rows
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    from spikegrad import resume
+
+    cfg = Config().with_overrides(LEARNING)
+    full = train(cfg, tmp_path / "full")
+    assert full["hidden_spikes_per_sample"] > 0 and full["best_epoch"] > 1  # a run that does learn
+    real, saved = training._save_checkpoint, []
+
+    def stop_after_epoch_2(path, state):
+        real(path, state)
+        saved.append(path)
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_save_checkpoint", stop_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut")
+    monkeypatch.setattr(training, "_save_checkpoint", real)
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    # a kill between the metrics line and the checkpoint leaves a line too many
+    with (tmp_path / "cut" / "metrics.jsonl").open("a") as fh:
+        fh.write('{"epoch": 3, "partial": tru')
+    again = resume(tmp_path / "cut")
+    assert without_time(again) == without_time(full)
+    assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["test_accuracy"] == full["test_accuracy"]
+    assert _rows(tmp_path / "cut") == _rows(tmp_path / "full")
+    _weights_equal(tmp_path / "cut", tmp_path / "full")
+    with pytest.raises(SpikegradError, match="already finished"):
+        resume(tmp_path / "cut")
+    with pytest.raises(SpikegradError, match="already finished"):
+        train(cfg, tmp_path / "cut", resume=True)
+
+
+def test_train_resume_flag_starts_fresh_and_checks_the_config(tmp_path):
+    cfg = Config().with_overrides({**LEARNING, "train.epochs": 1})
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.toml").write_text(cfg.to_toml())  # killed before epoch 1 ended
+    (tmp_path / "run" / "metrics.jsonl").write_text("garbage\n")
+    first = train(cfg, tmp_path / "run", resume=True)
+    assert without_time(first) == without_time(train(cfg, tmp_path / "fresh"))
+    assert _rows(tmp_path / "run") == _rows(tmp_path / "fresh")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.toml").write_text(cfg.to_toml())
+    with pytest.raises(SpikegradError, match="differs"):
+        train(cfg.with_overrides({"train.lr": 0.2}), tmp_path / "other", resume=True)
+    with pytest.raises(SpikegradError, match="not a run folder"):
+        training.resume(tmp_path / "nothing")

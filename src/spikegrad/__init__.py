@@ -7,7 +7,7 @@ from .neurons import LIFParams, lif_layer, lif_reference, lif_step
 from .readouts import available_readouts, get_readout, register_readout
 from .regularizers import ActivityRegularizer
 from .surrogates import available_surrogates, get_surrogate, register_surrogate, spike
-from .training import evaluate, evaluate_run, train
+from .training import evaluate, evaluate_run, resume, train
 
 __version__ = "0.1.0"
 
@@ -15,5 +15,5 @@ __all__ = [
     "ActivityRegularizer", "Config", "LIFLayer", "LIFParams", "Readout", "Recording", "SNN",
     "SpikegradError", "available_readouts", "available_surrogates", "evaluate", "evaluate_run",
     "get_readout", "get_surrogate", "lif_layer", "lif_reference", "lif_step", "load_config",
-    "register_readout", "register_surrogate", "spike", "train",
+    "register_readout", "register_surrogate", "resume", "spike", "train",
 ]

@@ -1,4 +1,4 @@
-"""Command line: ``spikegrad train | evaluate | config | data``, thin over the Python API.
+"""Command line: ``spikegrad train | evaluate | config | sweep | sweep-table | data``, thin over the Python API.
 
 Flags override a ``--config`` TOML file, which overrides the defaults; ``--set
 section.key=value`` reaches any config field.  User mistakes print one line
@@ -101,9 +101,21 @@ def train(
     device: Optional[str] = typer.Option(None, help="auto (cuda if available), cpu, cuda, cuda:N."),
     set_: list[str] = typer.Option([], "--set", help="Any config field: section.key=value (repeatable)."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default runs/DATASET-TIMESTAMP)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN_DIR",
+                                          help="Continue a killed run from its last checkpoint (its own config)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a network; `spikegrad train` alone runs the paper's Randman task."""
+    if resume is not None:
+        given = [name for name, value in locals().items()
+                 if name not in ("resume", "quiet") and value not in (None, [])]
+        if given:
+            raise SpikegradError(f"--resume continues a run with its own config.toml; drop --{given[0].rstrip('_').replace('_', '-')}")
+        from .training import resume as resume_training
+
+        metrics = resume_training(resume, progress=not quiet)
+        _report_run(metrics, resume)
+        return
     flags = {
         "data.name": dataset, "data.dir": str(data_dir) if data_dir is not None else None,
         "model.hidden": _hidden(hidden) if hidden is not None else None,
@@ -123,6 +135,10 @@ def train(
         out = Path("runs") / f"{cfg.data.name}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
     prepare_run_dir(out)  # fail before any work if the folder is taken
     metrics = run_training(cfg, out, progress=not quiet)
+    _report_run(metrics, out)
+
+
+def _report_run(metrics: dict, out: Path) -> None:
     _print_metrics(metrics, f"run folder: {out}")
     if metrics["diverged"]:
         err_console.print("spikegrad: warning: the loss became non-finite; training stopped early "
@@ -158,6 +174,83 @@ def show_config(
 ) -> None:
     """Print the resolved configuration as TOML (the schema `train --config` reads)."""
     typer.echo(resolve_config(config, {}, set_).to_toml())
+
+
+@app.command()
+def sweep(
+    config: Path = typer.Argument(..., help="Sweep file: the train TOML schema plus a [sweep] table."),
+    out: Path = typer.Option(..., "--out", help="Sweep folder (trials/, study.db, tables)."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL (default sqlite:///OUT/study.db); "
+                                                     "postgresql://… shares the sweep between machines."),
+    workers: int = typer.Option(1, help="Local worker processes."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed sweep, or join one from another machine."),
+    quick: bool = typer.Option(False, "--quick", help="Apply the [sweep] quick overrides (e.g. fewer epochs)."),
+    heartbeat: int = typer.Option(60, help="Seconds between heartbeats; a trial silent for twice that is re-run."),
+) -> None:
+    """Run a grid search: every grid point × seed trained once, resumable, on shared storage."""
+    from .sweeps import load_sweep, run_sweep
+
+    spec = load_sweep(config, quick=quick)
+    counts = run_sweep(spec, out, storage, workers, resume, heartbeat, say=typer.echo)
+    typer.echo(f"sweep {spec.name!r}: {counts['complete']}/{counts['points']} points done "
+               f"({counts['diverged']} diverged), {counts['failed']} failed, {counts['pending']} pending; "
+               f"tables: spikegrad sweep-table {out}")
+    if counts["failed"]:
+        err_console.print("spikegrad: warning: some trials failed; `--resume` runs them again")
+
+
+@app.command("sweep-worker", hidden=True)
+def sweep_worker(
+    sweep_dir: Path = typer.Argument(...),
+    storage: Optional[str] = typer.Option(None),
+    study: Optional[str] = typer.Option(None),
+    heartbeat: int = typer.Option(60),
+) -> None:
+    """One worker of `spikegrad sweep --workers N` (internal)."""
+    from .sweeps import work
+
+    work(sweep_dir, storage, study, heartbeat, say=typer.echo)
+
+
+@app.command("sweep-table")
+def sweep_table(
+    sweep_dir: Path = typer.Argument(..., help="A sweep folder written by `spikegrad sweep`."),
+    group: Optional[str] = typer.Option(None, help="Grid keys to group by, comma-separated (e.g. model.surrogate)."),
+    top_k: int = typer.Option(5, help="Configurations per group averaged for the test accuracy."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL (default sqlite:///SWEEP_DIR/study.db)."),
+    study: Optional[str] = typer.Option(None, help="Sweep name, where the storage holds several."),
+) -> None:
+    """Rank configurations by mean validation accuracy; mean ± sd test accuracy of the top k per group."""
+    from .sweeps import sweep_table as build
+
+    keys = [k.strip() for k in (group or "").split(",") if k.strip()]
+    result = build(sweep_dir, keys, top_k, storage, study)
+    console = Console()
+    params = list(result["spec"].grid)
+    ranked = Table(title=f"sweep {result['spec'].name}: configurations by mean validation accuracy")
+    for col in ("rank", *params, "seeds", "val", "test", "diverged"):
+        ranked.add_column(col, justify="right")
+    for c in result["ranked"]:
+        ranked.add_row(str(c["rank"]), *(json.dumps(c["params"][p]) for p in params), str(c["n_seeds"]),
+                       _pm(c["val_mean"], c["val_sd"]), _pm(c["test_mean"], c["test_sd"]), str(c["diverged"]))
+    console.print(ranked)
+    top = Table(title=f"top {top_k} per group: test accuracy (mean ± sd over configurations)")
+    for col in (*keys, "k", "test", "val", "best configuration"):
+        top.add_column(col, justify="right")
+    for s in result["summary"]:
+        top.add_row(*(json.dumps(s["group"][k]) for k in keys), f"{s['k']}/{s['configs']}",
+                    _pm(s["test_mean"], s["test_sd"]), _pm(s["val_mean"], s["val_sd"]),
+                    " ".join(f"{k}={json.dumps(v)}" for k, v in s["best_params"].items()))
+    console.print(top)
+    counts = result["counts"]
+    typer.echo(f"{counts['complete']}/{counts['points']} points done; wrote "
+               + ", ".join(str(p) for p in result["paths"]))
+
+
+def _pm(mean: float, sd: float) -> str:
+    if mean != mean:
+        return "–"
+    return f"{mean:.4f}" if sd != sd else f"{mean:.4f} ± {sd:.4f}"
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Download and inspect data sets.")

@@ -1,9 +1,11 @@
 """Training with BPTT and Adam, validation every epoch, best-validation model selection.
 
 A run folder holds ``config.toml`` (resolved), ``metrics.jsonl`` (one line per epoch),
-``metrics.json`` (final), ``model.safetensors`` (best-validation weights) and
-``last.safetensors`` (last epoch).  Same config and thread count on CPU → identical
-metrics (wall time aside).
+``metrics.json`` (final), ``model.safetensors`` (best-validation weights),
+``last.safetensors`` (last epoch) and ``checkpoint.pt`` (rewritten atomically at the end of
+every epoch: weights, Adam state, shuffling and torch RNG states, history, best-validation
+state).  Same config and thread count on CPU → identical metrics (wall time aside), also
+when a killed run is continued with :func:`resume` (or ``train(..., resume=True)``).
 """
 
 from __future__ import annotations
@@ -91,6 +93,32 @@ def _save_weights(model: SNN, path: Path) -> None:
     os.replace(tmp, path)
 
 
+CHECKPOINT = "checkpoint.pt"
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically (temp file + os.replace)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path) -> dict:
+    try:
+        # tensors, primitive containers and one JSON string: the safe loader suffices
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt files
+        raise SpikegradError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """True when a run folder holds its final metrics.json."""
+    return (Path(run_dir) / "metrics.json").is_file()
+
+
 def prepare_run_dir(out: str | Path) -> Path:
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -109,33 +137,88 @@ def _progress(enabled: bool, total: int):
 
 
 def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False,
-          splits: DataSplits | None = None) -> dict:
-    """Train the network ``cfg`` describes; return the final metrics (also written to out_dir)."""
+          splits: DataSplits | None = None, resume: bool = False) -> dict:
+    """Train the network ``cfg`` describes; return the final metrics (also written to out_dir).
+
+    ``resume=True`` continues an unfinished run folder ``out_dir`` from its last checkpoint
+    (its config.toml must equal ``cfg``); an empty or missing folder starts afresh, a
+    finished one is refused.  The result equals that of an uninterrupted run.
+    """
     cfg.validate()
+    if resume:
+        if out_dir is None:
+            raise SpikegradError("resuming needs the run folder")
+        out = Path(out_dir)
+        if (out / "config.toml").is_file():
+            _check_resumable(out)
+            saved = load_config(out / "config.toml")
+            if saved.to_dict() != cfg.to_dict():
+                raise SpikegradError(f"cannot resume {out}: its config.toml differs from the config given")
+        else:
+            out = prepare_run_dir(out)
+    else:
+        out = prepare_run_dir(out_dir) if out_dir is not None else None
+    return _train(cfg, out, progress, splits, resume)
+
+
+def resume(run_dir: str | Path, progress: bool = False, splits: DataSplits | None = None) -> dict:
+    """Continue a killed run from its last checkpoint, with the run folder's config.toml."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.toml").is_file():
+        raise SpikegradError(f"cannot resume {run_dir}: not a run folder (no config.toml)")
+    _check_resumable(run_dir)
+    return _train(load_config(run_dir / "config.toml"), run_dir, progress, splits, True)
+
+
+def _check_resumable(run_dir: Path) -> None:
+    if is_finished(run_dir):
+        raise SpikegradError(f"run {run_dir} has already finished (metrics.json exists); nothing to resume")
+
+
+def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | None,
+           resume: bool) -> dict:
     t0 = time.perf_counter()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    out = prepare_run_dir(out_dir) if out_dir is not None else None
     splits = splits or load_dataset(cfg)
     for name in ("train", "val", "test"):
         if len(getattr(splits, name)) == 0:
             raise SpikegradError(f"the {name} split of {cfg.data.name!r} is empty; training needs all three")
+    device = cfg.torch_device()
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg, splits.n_inputs, splits.n_classes).to(cfg.torch_device())
-    if cfg.train.init_from:
-        load_weights(model, cfg.train.init_from, cfg.torch_device())
+    model = build_model(cfg, splits.n_inputs, splits.n_classes).to(device)
+    ckpt_path = out / CHECKPOINT if out is not None else None
+    ckpt = _load_checkpoint(ckpt_path) if resume and ckpt_path.is_file() else None
+    if cfg.train.init_from and ckpt is None:
+        load_weights(model, cfg.train.init_from, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     rng = np.random.default_rng(cfg.train.seed)
+
+    best_val, best_epoch, best_state, history, diverged = -1.0, 0, None, [], False
+    if ckpt is not None:
+        meta = json.loads(ckpt["meta"])
+        model.load_state_dict({k: v.to(device) for k, v in ckpt["model"].items()})
+        opt.load_state_dict(ckpt["optimizer"])
+        rng.bit_generator.state = meta["numpy_rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        if device.type == "cuda" and ckpt.get("cuda_rng"):
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        history, best_val, best_epoch = meta["history"], meta["best_val"], meta["best_epoch"]
+        best_state = {k: v.to(device) for k, v in ckpt["best_state"].items()} if ckpt["best_state"] else None
+        t0 -= meta["seconds"]
+    start_epoch = len(history) + 1
 
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         _atomic_write(out / "config.toml", cfg.to_toml())
-        log = (out / "metrics.jsonl").open("w", encoding="utf-8")
+        # the checkpoint's history is the truth: drops lines written after it (kill in between)
+        _atomic_write(out / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+        log = (out / "metrics.jsonl").open("a", encoding="utf-8")
     n_batches = math.ceil(len(splits.train) / cfg.train.batch_size)
-    best_val, best_epoch, best_state, history, diverged = -1.0, 0, None, [], False
     with _progress(progress, cfg.train.epochs * n_batches) as bar:
-        task = bar.add_task("train", total=cfg.train.epochs * n_batches, status="") if bar else None
-        for epoch in range(1, cfg.train.epochs + 1):
+        task = bar.add_task("train", total=cfg.train.epochs * n_batches, completed=len(history) * n_batches,
+                            status="") if bar else None
+        for epoch in range(start_epoch, cfg.train.epochs + 1):
             model.train()
             loss_sum, correct, seen = 0.0, 0, 0
             for x, y in iterate_batches(splits.train, cfg, cfg.train.batch_size, rng):
@@ -167,6 +250,9 @@ def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False
             if val["accuracy"] > best_val:
                 best_val, best_epoch = val["accuracy"], epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if out is not None:
+                _save_checkpoint(ckpt_path, _checkpoint_state(model, opt, rng, device, history, best_val,
+                                                              best_epoch, best_state, time.perf_counter() - t0))
             if bar:
                 bar.update(task, status=f"loss {row['train_loss']:.3f} val {val['accuracy']:.3f} "
                                         f"(best {best_val:.3f} @ {best_epoch})")
@@ -197,6 +283,22 @@ def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False
         _save_weights(model, out / "model.safetensors")
         _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _checkpoint_state(model: SNN, opt: torch.optim.Optimizer, rng: np.random.Generator, device,
+                      history: list, best_val: float, best_epoch: int, best_state: dict | None,
+                      seconds: float) -> dict:
+    meta = {"epoch": len(history), "history": history, "best_val": best_val, "best_epoch": best_epoch,
+            "numpy_rng": rng.bit_generator.state, "seconds": seconds}
+    cpu = lambda state: {k: v.detach().cpu().clone() for k, v in state.items()}  # noqa: E731
+    return {
+        "meta": json.dumps(meta),  # 128-bit RNG integers and floats, exactly
+        "model": cpu(model.state_dict()),
+        "optimizer": opt.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+        "best_state": cpu(best_state) if best_state is not None else {},
+    }
 
 
 def load_weights(model: SNN, source: str | Path, device=None) -> None:

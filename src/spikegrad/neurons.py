@@ -16,7 +16,7 @@ through the reset term; ``recurrent_grad="ctl"`` detaches S inside V·S only.
 
 This module holds the parameter record, the pure step function, the plain reference
 loop over time, and :func:`lif_layer`, the one dispatch point behind which faster
-kernels live.  Everything else calls :func:`lif_layer`.
+kernels live (``backend="fused"``: :mod:`spikegrad.kernels.fused`).  Everything else calls :func:`lif_layer`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Callable
 import torch
 
 from .errors import SpikegradError
+from .kernels.fused import lif_fused
 from .surrogates import Surrogate, get_surrogate, spike
 
 RESET_MODES = ("zero", "subtract")
@@ -130,7 +131,10 @@ def lif_reference(
 
 
 LayerKernel = Callable[[torch.Tensor, "torch.Tensor | None", LIFParams], tuple[torch.Tensor, torch.Tensor]]
-_KERNELS: dict[str, LayerKernel] = {"reference": lif_reference}
+# "reference": the plain autograd loop above.  "fused": one autograd node for all steps
+# with a hand-written adjoint (kernels/fused.py; bitwise-identical forward, gradients equal
+# to the reference's up to rounding).  "auto" still means "reference".
+_KERNELS: dict[str, LayerKernel] = {"reference": lif_reference, "fused": lif_fused}
 
 
 def available_backends() -> list[str]:

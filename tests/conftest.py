@@ -1,7 +1,9 @@
 """Every test: data cache in a temporary folder, no mirror from the environment, and no
 network connection beyond 127.0.0.1 (the test HTTP servers)."""
 
+import http.server
 import socket
+import threading
 
 import pytest
 
@@ -21,3 +23,22 @@ def _isolated(tmp_path, monkeypatch):
         return real(address, *args, **kwargs)
 
     monkeypatch.setattr(socket, "create_connection", guarded)
+
+
+@pytest.fixture
+def serve():
+    """serve(handler_class) → base URL of an http.server on 127.0.0.1:<free port>; stopped after the test."""
+    running = []
+
+    def start(handler_class) -> str:
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        running.append((httpd, thread))
+        return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    yield start
+    for httpd, thread in running:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

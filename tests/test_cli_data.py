@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import threading
 
 import numpy as np
 import pytest
@@ -63,7 +62,7 @@ def test_data_without_subcommand_prints_help(capsys):
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, serve):
     root = tmp_path / "www"
     root.mkdir()
 
@@ -74,15 +73,7 @@ def server(tmp_path):
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    return root, serve(Handler)
 
 
 def test_download_command_against_local_mirror(server, monkeypatch, capsys, tmp_path):

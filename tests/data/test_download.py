@@ -14,7 +14,6 @@ import os
 import socket
 import stat
 import tarfile
-import threading
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,7 +32,7 @@ from spikegrad.errors import SpikegradError
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, serve):
     """http.server on 127.0.0.1:<free port> serving tmp_path/www; counts GET requests."""
     root = tmp_path / "www"
     root.mkdir()
@@ -58,15 +57,7 @@ def server(tmp_path):
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield SimpleNamespace(root=root, url=f"http://127.0.0.1:{httpd.server_address[1]}", requests=requests)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    return SimpleNamespace(root=root, url=serve(Handler), requests=requests)
 
 
 def md5(data: bytes) -> str:

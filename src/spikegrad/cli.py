@@ -1,4 +1,4 @@
-"""Command line: ``spikegrad train | evaluate | config | sweep | sweep-table | data``, thin over the Python API.
+"""Command line: ``spikegrad train | evaluate | config | sweep | sweep-table | figure | data``, thin over the Python API.
 
 Flags override a ``--config`` TOML file, which overrides the defaults; ``--set
 section.key=value`` reaches any config field.  User mistakes print one line
@@ -245,6 +245,24 @@ def sweep_table(
     counts = result["counts"]
     typer.echo(f"{counts['complete']}/{counts['points']} points done; wrote "
                + ", ".join(str(p) for p in result["paths"]))
+
+
+@app.command()
+def figure(
+    name: str = typer.Argument(..., help="fig3 (surrogate shape), fig5 (surrogate scale), fig9 (critical spike count)."),
+    sweep_dirs: list[Path] = typer.Argument(..., metavar="SWEEP_DIR...",
+                                            help="Sweep folder(s) written by `spikegrad sweep`; rows are pooled."),
+    out: Optional[Path] = typer.Option(None, help="Folder for NAME.png and NAME.csv (default: the first SWEEP_DIR)."),
+    top_k: Optional[int] = typer.Option(None, help="Best configurations averaged per bar (fig3: 5, fig5: 10)."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL (default sqlite:///SWEEP_DIR/study.db)."),
+    study: Optional[str] = typer.Option(None, help="Sweep name, where the storage holds several."),
+) -> None:
+    """Draw one of the paper's sweep figures: NAME.png plus NAME.csv with the numbers plotted."""
+    from .paper_figures import check_figure_name, make_figure
+
+    check_figure_name(name)  # before any storage is opened
+    result = make_figure(name, sweep_dirs, out, top_k, storage, study)
+    typer.echo(f"{name}: {result['trials']} trials; wrote {result['png']}, {result['csv']}")
 
 
 def _pm(mean: float, sd: float) -> str:

@@ -101,6 +101,26 @@ def _check_key(key: str, where: str) -> None:
         raise SpikegradError(f"{where}: {key!r} is a table; name one of its fields")
 
 
+def _check_grid(grid: Mapping[str, Any], source: str, where: str) -> None:
+    for key, values in grid.items():
+        _check_key(key, f"{source}: {where}")
+        if key == "train.seed":
+            raise SpikegradError(f"{source}: {where}: list seeds in sweep.seeds, not as 'train.seed'")
+        if not isinstance(values, list) or not values:
+            raise SpikegradError(f"{source}: {where} {key!r} must be a non-empty list of values, got {values!r}")
+        if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+            raise SpikegradError(f"{source}: {where} {key!r} lists a value twice: {values!r}")
+
+
+def _check_seeds(seeds: Any, source: str, where: str) -> list[int]:
+    if (not isinstance(seeds, list) or not seeds
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
+        raise SpikegradError(f"{source}: {where} must be a non-empty list of integers ≥ 0, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise SpikegradError(f"{source}: {where} lists a seed twice: {seeds!r}")
+    return list(seeds)
+
+
 def load_sweep(path: str | Path, quick: bool = False) -> SweepSpec:
     """Read and validate a sweep file: every grid key, value and point config is checked."""
     raw = read_toml(path)
@@ -125,31 +145,26 @@ def parse_sweep(raw: Mapping[str, Any], source: str = "sweep", quick: bool = Fal
     if not isinstance(grid_raw, Mapping) or not grid_raw:
         raise SpikegradError(f"{source}: sweep.grid must be a table of config keys to lists of values")
     grid = _flatten(grid_raw)
-    for key, values in grid.items():
-        _check_key(key, f"{source}: sweep.grid")
-        if key == "train.seed":
-            raise SpikegradError(f"{source}: sweep.grid: list seeds in sweep.seeds, not as 'train.seed'")
-        if not isinstance(values, list) or not values:
-            raise SpikegradError(f"{source}: sweep.grid {key!r} must be a non-empty list of values, got {values!r}")
-        if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
-            raise SpikegradError(f"{source}: sweep.grid {key!r} lists a value twice: {values!r}")
-
-    seeds = table.get("seeds", [base_cfg.train.seed])
-    if (not isinstance(seeds, list) or not seeds
-            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
-        raise SpikegradError(f"{source}: sweep.seeds must be a non-empty list of integers ≥ 0, got {seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        raise SpikegradError(f"{source}: sweep.seeds lists a seed twice: {seeds!r}")
+    _check_grid(grid, source, "sweep.grid")
+    seeds = _check_seeds(table.get("seeds", [base_cfg.train.seed]), source, "sweep.seeds")
 
     quick_raw = table.get("quick", {})
     if not isinstance(quick_raw, Mapping):
         raise SpikegradError(f"{source}: sweep.quick must be a table of config keys to values")
     quick_over = _flatten(quick_raw)
+    # a grid key (or "seeds") in sweep.quick replaces that value list: --quick shrinks the grid
+    quick_grid = {k: quick_over.pop(k) for k in list(quick_over) if k in grid}
+    quick_seeds = quick_over.pop("seeds", None)
     for key in quick_over:
         _check_key(key, f"{source}: sweep.quick")
+    _check_grid(quick_grid, source, "sweep.quick")
+    if quick_seeds is not None:
+        quick_seeds = _check_seeds(quick_seeds, source, "sweep.quick.seeds")
     base = merge_nested(raw, nest(quick_over)) if quick else raw
     if quick:
         Config.from_dict(base, f"{source} (--quick)")
+        grid = {**grid, **quick_grid}
+        seeds = quick_seeds if quick_seeds is not None else seeds
 
     spec = SweepSpec(name.strip(), json.loads(json.dumps(base)), grid, list(seeds), quick, source)
     spec.points = expand(spec)

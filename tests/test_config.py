@@ -304,3 +304,13 @@ def test_dataset_defaults_sit_between_defaults_and_user_values(tmp_path):
     # a resolved config keeps its values when reloaded (run folders are self-contained)
     again = Config.from_dict(tomllib.loads(clicks.to_toml()))
     assert again == clicks
+
+
+def test_input_path_is_validated_and_reaches_the_model():
+    from spikegrad.training import build_model
+
+    with pytest.raises(SpikegradError, match="input_path"):
+        Config().with_overrides({"model.input_path": "sparse"})
+    cfg = Config().with_overrides({"model.input_path": "events", "model.hidden": [4, 3]})
+    assert [layer.input_path for layer in build_model(cfg, 20, 10).layers] == ["events", "events"]
+    assert Config().model.input_path == "dense"

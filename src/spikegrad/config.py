@@ -25,7 +25,7 @@ from .data.mnist import LatencySpec
 from .data.randman import RandmanSpec
 from .data.shd import ShdSpec
 from .errors import SpikegradError
-from .neurons import LIFParams, available_backends
+from .neurons import INPUT_PATHS, LIFParams, available_backends
 from .readouts import get_readout
 from .regularizers import ActivityRegularizer
 
@@ -60,7 +60,8 @@ class ModelConfig:
     readout: str = "max"
     readout_init: float = -1e-3        # U_out[0]
     readout_steps: int = 0             # response window: the readout sees only the last N steps; 0: all
-    backend: str = "auto"
+    backend: str = "auto"              # LIF kernel: "auto" (= reference for now), "reference", "fused"
+    input_path: str = "dense"          # x·Wᵀ: "dense", "events" (cost ∝ input events) or "auto"
 
 
 @dataclass
@@ -121,6 +122,8 @@ class Config:
             raise SpikegradError(f"model.readout_steps must lie in [0, data.n_steps={d.n_steps}], got {m.readout_steps}")
         if not math.isfinite(m.readout_init):
             raise SpikegradError(f"model.readout_init must be finite, got {m.readout_init}")
+        if m.input_path not in INPUT_PATHS:
+            raise SpikegradError(f"unknown model.input_path {m.input_path!r}; choose one of: {', '.join(INPUT_PATHS)}")
         if m.backend not in available_backends():
             raise SpikegradError(f"unknown backend {m.backend!r}; choose one of: {', '.join(available_backends())}")
         self.neuron_params()

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .errors import SpikegradError
-from .neurons import LIFParams, decay, leaky_readout, lif_layer
+from .neurons import INPUT_PATHS, LIFParams, decay, leaky_readout, lif_layer, project_input
 from .readouts import get_readout
 
 
@@ -24,20 +24,32 @@ def _uniform_fan_in(shape: tuple[int, int]) -> nn.Parameter:
     return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
 
 
+def _check_input_path(path: str) -> str:
+    if path not in INPUT_PATHS:
+        raise SpikegradError(f"unknown input path {path!r}; choose one of: {', '.join(INPUT_PATHS)}")
+    return path
+
+
 class LIFLayer(nn.Module):
-    """Feed-forward weights W [out, in] and, if recurrent, V [out, out]."""
+    """Feed-forward weights W [out, in] and, if recurrent, V [out, out].
+
+    ``input_path`` ("auto", "dense", "events"; a plain attribute, may be changed at any
+    time) selects how x Wᵀ is computed: see :func:`spikegrad.neurons.project_input`.
+    """
 
     def __init__(self, n_in: int, n_out: int, params: LIFParams, recurrent: bool = False,
-                 backend: str = "auto"):
+                 backend: str = "auto", input_path: str = "dense"):
         super().__init__()
         self.params = params
         self.backend = backend
+        self.input_path = _check_input_path(input_path)
         self.weight = _uniform_fan_in((n_out, n_in))
         self.recurrent_weight = _uniform_fan_in((n_out, n_out)) if recurrent else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: input spikes [batch, time, in] → (spikes, voltages), each [batch, time, out]."""
-        return lif_layer(x @ self.weight.t(), self.recurrent_weight, self.params, self.backend)
+        ff = project_input(x, self.weight, self.input_path)
+        return lif_layer(ff, self.recurrent_weight, self.params, self.backend)
 
 
 class Readout(nn.Module):
@@ -104,12 +116,17 @@ class SNN(nn.Module):
         params: neuron dynamics and gradient switches.  tau_out: readout time constant (s).
         readout: ``max``/``sum``/``mean``/``last``.  readout_init: U_out[0].
         readout_steps: response window: the readout sees only the last this many steps (0: all).
+        backend: LIF kernel of every hidden layer.  input_path: how every hidden layer
+        computes x Wᵀ ("dense", the default; "events"; "auto": event-driven for sparse CPU
+        input, else dense); change later with :meth:`set_input_path`.  Both paths give the
+        same values up to float rounding, so the default stays "dense" until the documented
+        results are re-measured with "auto".
     """
 
     def __init__(self, n_inputs: int, hidden: Sequence[int], n_classes: int,
                  params: LIFParams | None = None, recurrent: bool = False,
                  tau_out: float = 20e-3, readout: str = "max", readout_init: float = -1e-3,
-                 backend: str = "auto", readout_steps: int = 0):
+                 backend: str = "auto", readout_steps: int = 0, input_path: str = "dense"):
         super().__init__()
         params = params or LIFParams()
         sizes = [int(n_inputs), *[int(h) for h in hidden]]
@@ -120,8 +137,15 @@ class SNN(nn.Module):
         self.n_inputs = sizes[0]
         self.params = params
         self.layers = nn.ModuleList(
-            LIFLayer(a, b, params, recurrent, backend) for a, b in zip(sizes[:-1], sizes[1:]))
+            LIFLayer(a, b, params, recurrent, backend, input_path)
+            for a, b in zip(sizes[:-1], sizes[1:]))
         self.readout = Readout(sizes[-1], n_classes, params, tau_out, readout, readout_init, readout_steps)
+
+    def set_input_path(self, path: str) -> None:
+        """Set ``input_path`` ("auto", "dense", "events") of every hidden layer."""
+        _check_input_path(path)
+        for layer in self.layers:
+            layer.input_path = path
 
     def forward(self, x: torch.Tensor, record: bool = False):
         if x.dim() != 3 or x.shape[-1] != self.n_inputs:

@@ -17,6 +17,9 @@ through the reset term; ``recurrent_grad="ctl"`` detaches S inside V·S only.
 This module holds the parameter record, the pure step function, the plain reference
 loop over time, and :func:`lif_layer`, the one dispatch point behind which faster
 kernels live (``backend="fused"``: :mod:`spikegrad.kernels.fused`).  Everything else calls :func:`lif_layer`.
+Likewise :func:`project_input` is the one dispatch point for a layer's input projection
+W·S_in: dense matmul, or event-driven over the nonzeros of sparse spike input
+(:mod:`spikegrad.kernels.events`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Callable
 import torch
 
 from .errors import SpikegradError
+from .kernels.events import sparse_projection
 from .kernels.fused import lif_fused
 from .surrogates import Surrogate, get_surrogate, spike
 
@@ -153,6 +157,51 @@ def lif_layer(
             f"unknown backend {backend!r}; choose one of: {', '.join(available_backends())}"
         ) from None
     return kernel(ff, v, p)
+
+
+INPUT_PATHS = ("auto", "dense", "events")
+
+# Input density (fraction of nonzeros of x) below which "auto" takes the event path, measured
+# with benchmarks/event_input.py (projection forward + backward, 700→256, batch 64, T 100,
+# float32, 2 threads, on a shared 2-core CPU, so ±30 % noise): the event path wins ≈ 2–3× at
+# 1–2 %, ≈ 1.2× at 6 %, breaks even near 8 % (0.8–1.25× across runs and T), and loses
+# ≈ 2× above 12 %.  The threshold sits just below the crossover.  It holds for input that
+# carries a gradient (a previous layer's spikes) too: dx = δff W is dense on both paths, so
+# it adds the same time to both.  Narrower layers (fewer outputs) amortise the event
+# extraction (one pass over x) less well: their crossover is lower.
+EVENT_DENSITY_MAX = 0.06
+
+
+def choose_input_path(x: torch.Tensor, w: torch.Tensor) -> str:
+    """``"events"`` or ``"dense"`` for ``x @ w.T``: what ``input_path="auto"`` runs.
+
+    Events only on CPU (the measured kernel), for floating input of the weights' dtype,
+    and when x's density is below :data:`EVENT_DENSITY_MAX`.  Dense analog input (e.g. mel
+    features) has density ≈ 1 and keeps the dense matmul.  Counting the nonzeros is one
+    pass over x, small next to the matmul it decides about.
+    """
+    if (x.device.type != "cpu" or w.device.type != "cpu" or not x.is_floating_point()
+            or x.dtype != w.dtype or x.numel() == 0):
+        return "dense"
+    density = int(torch.count_nonzero(x)) / x.numel()
+    return "events" if density < EVENT_DENSITY_MAX else "dense"
+
+
+def project_input(x: torch.Tensor, w: torch.Tensor, path: str = "auto") -> torch.Tensor:
+    """A layer's input currents x Wᵀ ([..., N_in] → [..., N_out]) by the chosen path.
+
+    ``path``: ``"dense"`` (matmul), ``"events"`` (cost ∝ number of nonzeros of x:
+    :func:`spikegrad.kernels.events.sparse_projection`), or ``"auto"``
+    (:func:`choose_input_path`).  Both give the same values up to rounding, and the same
+    gradients w.r.t. w and x.  The one dispatch point for input projections.
+    """
+    if path == "auto":
+        path = choose_input_path(x, w)
+    if path == "dense":
+        return x @ w.t()
+    if path == "events":
+        return sparse_projection(x, w)
+    raise SpikegradError(f"unknown input path {path!r}; choose one of: {', '.join(INPUT_PATHS)}")
 
 
 def leaky_readout(

@@ -36,7 +36,7 @@ def build_model(cfg: Config, n_inputs: int, n_classes: int) -> SNN:
     m = cfg.model
     return SNN(n_inputs, cfg.hidden_sizes, n_classes, cfg.neuron_params(), recurrent=m.recurrent,
                tau_out=m.tau_out_ms * 1e-3, readout=m.readout, readout_init=m.readout_init,
-               backend=m.backend, readout_steps=m.readout_steps)
+               backend=m.backend, readout_steps=m.readout_steps, input_path=m.input_path)
 
 
 def iterate_batches(data: EventData | DenseData, cfg: Config, batch_size: int,

@@ -1,5 +1,7 @@
-"""Fast LIF layer kernels behind :func:`spikegrad.neurons.lif_layer` (issue 5)."""
+"""Fast kernels behind :func:`spikegrad.neurons.lif_layer` and :func:`spikegrad.neurons.project_input` (issue 5)."""
 
+from .events import EventProjection, sparse_projection
 from .fused import FusedLIF, lif_fused, saved_bytes_per_neuron_step
 
-__all__ = ["FusedLIF", "lif_fused", "saved_bytes_per_neuron_step"]
+__all__ = ["EventProjection", "FusedLIF", "lif_fused", "saved_bytes_per_neuron_step",
+           "sparse_projection"]

@@ -1,0 +1,139 @@
+"""Input projection x Wᵀ of one layer: dense matmul vs event-driven (issue 5, part 2).
+
+Not a test.  Run:  python benchmarks/event_input.py [--repeats 5] [--threads 2] [--no-crossover]
+
+1. Crossover: the projection alone (forward + backward: dW, and dx when the input carries
+   a gradient), 700→256, batch 64, T 100, float32, over input densities; the density where
+   the dense matmul starts to win is what ``spikegrad.neurons.EVENT_DENSITY_MAX`` is set
+   from (dx = δff W is dense on both paths, so it adds the same time to both).
+2. The SHD-like layer 700→256, batch 64, T 100 and T 500, input densities 1 %, 2 %, 8 %:
+   the projection alone and the whole LIFLayer (projection + fused LIF kernel, FF),
+   forward + backward, dense vs events; plus the event path's time per million events.
+   The event path's time grows with the event count (a per-event gather-and-add for ff and
+   dW) on top of one pass over x to find the events (``nonzero``, ∝ batch·T·N_in but with no
+   multiply): at low density that pass dominates, so ms per event falls as density rises.
+
+Median of repeats after one warm-up, both paths interleaved in the same run so that load
+from other processes hits both alike; ratios are dense / events from this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from spikegrad import LIFParams
+from spikegrad.network import LIFLayer
+from spikegrad.neurons import EVENT_DENSITY_MAX, project_input
+
+CROSSOVER_DENSITIES = [0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.12, 0.16, 0.24]
+LAYER_DENSITIES = [0.01, 0.02, 0.08]
+
+
+def spikes(batch, steps, n_in, density, gen):
+    return (torch.rand(batch, steps, n_in, generator=gen) < density).float()
+
+
+def time_paths(fns: dict, repeats: int) -> dict:
+    """Median ms of each zero-argument callable, interleaved, after one warm-up each."""
+    for f in fns.values():
+        f()
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
+def projection_pass(x, w, c, path):
+    w.grad = None
+    if x.requires_grad:
+        x.grad = None
+    (project_input(x, w, path) * c).sum().backward()
+
+
+def layer_pass(layer, x, c):
+    layer.zero_grad(set_to_none=True)
+    s, _ = layer(x)
+    (s * c).sum().backward()
+
+
+def crossover(repeats: int) -> None:
+    batch, steps, n_in, n_out = 64, 100, 700, 256
+    print(f"\n1. crossover: projection only, {n_in}->{n_out}, B{batch} T{steps}, fwd + bwd "
+          f"(ms, median of {repeats})")
+    print(f"{'density':>8s} {'events':>8s} | {'dense':>7s} {'events':>7s} {'ratio':>6s} | "
+          f"{'dense+dx':>8s} {'ev+dx':>7s} {'ratio':>6s}")
+    gen = torch.Generator().manual_seed(2)
+    w = (torch.randn(n_out, n_in, generator=gen) / n_in ** 0.5).requires_grad_()
+    c = torch.randn(batch, steps, n_out, generator=gen)
+    for d in CROSSOVER_DENSITIES:
+        x = spikes(batch, steps, n_in, d, gen)
+        xg = x.clone().requires_grad_()
+        med = time_paths({
+            "dense": lambda: projection_pass(x, w, c, "dense"),
+            "events": lambda: projection_pass(x, w, c, "events"),
+            "dense-g": lambda: projection_pass(xg, w, c, "dense"),
+            "events-g": lambda: projection_pass(xg, w, c, "events"),
+        }, repeats)
+        print(f"{d:8.3f} {int(x.count_nonzero()):8d} | {med['dense']:7.1f} {med['events']:7.1f} "
+              f"{med['dense'] / med['events']:5.2f}x | {med['dense-g']:8.1f} {med['events-g']:7.1f} "
+              f"{med['dense-g'] / med['events-g']:5.2f}x", flush=True)
+    print(f"auto takes the event path below density {EVENT_DENSITY_MAX} (with or without dx)")
+
+
+def layers(repeats: int) -> None:
+    n_in, n_out, batch = 700, 256, 64
+    print(f"\n2. SHD-like layer {n_in}->{n_out}, B{batch}, FF, backend fused, fwd + bwd "
+          f"(ms, median of {repeats}; ratio = dense / events)")
+    print(f"{'T':>4s} {'density':>7s} {'events':>8s} | {'proj dense':>10s} {'proj ev':>8s} "
+          f"{'ratio':>6s} {'ev ms/Mevent':>12s} | {'layer dense':>11s} {'layer ev':>9s} {'ratio':>6s}")
+    for steps in (100, 500):
+        gen = torch.Generator().manual_seed(1)
+        c = torch.randn(batch, steps, n_out, generator=gen)
+        torch.manual_seed(0)
+        lay = {p: LIFLayer(n_in, n_out, LIFParams(), backend="fused", input_path=p)
+               for p in ("dense", "events")}
+        with torch.no_grad():  # same weights, a few-percent spike rate
+            lay["dense"].weight.mul_(6.0).add_(0.3 / n_in ** 0.5)
+            lay["events"].weight.copy_(lay["dense"].weight)
+        w = lay["dense"].weight
+        for d in LAYER_DENSITIES:
+            x = spikes(batch, steps, n_in, d, gen)
+            events = int(x.count_nonzero())
+            s_d, _ = lay["dense"](x)
+            s_e, _ = lay["events"](x)
+            agree = torch.equal(s_d, s_e)
+            med = time_paths({
+                "p-dense": lambda: projection_pass(x, w, c, "dense"),
+                "p-events": lambda: projection_pass(x, w, c, "events"),
+                "l-dense": lambda: layer_pass(lay["dense"], x, c),
+                "l-events": lambda: layer_pass(lay["events"], x, c),
+            }, repeats)
+            print(f"{steps:4d} {d:7.2f} {events:8d} | {med['p-dense']:10.1f} {med['p-events']:8.1f} "
+                  f"{med['p-dense'] / med['p-events']:5.2f}x {med['p-events'] / events * 1e6:12.1f} | "
+                  f"{med['l-dense']:11.1f} {med['l-events']:9.1f} "
+                  f"{med['l-dense'] / med['l-events']:5.2f}x"
+                  f"{'' if agree else '  (spike trains differ by rounding)'}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-crossover", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, float32, CPU")
+    if not args.no_crossover:
+        crossover(args.repeats)
+    layers(args.repeats)
+
+
+if __name__ == "__main__":
+    main()

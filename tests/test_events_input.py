@@ -1,0 +1,211 @@
+"""Event-driven input projection (issue 5, part 2) against the dense matmul x Wᵀ.
+
+Values and gradients (w.r.t. W, and w.r.t. x when x requires grad) must equal the dense
+path to 1e-12 in float64 (relative to the largest entry); a whole SNN must give the same
+loss and parameter gradients with the event path forced on vs forced off (1e-10).
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spikegrad import SNN, LIFParams, SpikegradError
+from spikegrad.kernels.events import EventProjection, sparse_projection
+from spikegrad.network import LIFLayer
+from spikegrad.neurons import EVENT_DENSITY_MAX, choose_input_path, project_input
+
+DENSITIES = [0.0, 0.001, 0.02, 0.08, 0.5]
+
+
+def assert_rel_close(got, want, rel=1e-12):
+    scale = want.abs().max().item() if want.numel() else 0.0
+    err = (got - want).abs().max().item() if want.numel() else 0.0
+    assert err <= rel * max(scale, 1e-300), f"max error {err:.3e} vs scale {scale:.3e}"
+
+
+def sparse_input(seed, shape, density, counts=False, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.rand(shape, generator=gen, dtype=dtype) < density).to(dtype)
+    if counts:  # several events in one bin: small integer counts
+        x = x * torch.randint(1, 5, shape, generator=gen).to(dtype)
+    return x
+
+
+def project_and_grads(path, x, w, c, x_grad):
+    x = x.detach().clone().requires_grad_(x_grad)
+    w = w.detach().clone().requires_grad_()
+    ff = project_input(x, w, path)
+    (ff * c).sum().backward()
+    return ff.detach(), w.grad, x.grad
+
+
+def compare(x, seed=0, n_out=9, x_grad=True):
+    gen = torch.Generator().manual_seed(100 + seed)
+    w = torch.randn(n_out, x.shape[-1], generator=gen, dtype=x.dtype)
+    c = torch.randn(*x.shape[:-1], n_out, generator=gen, dtype=x.dtype)
+    ff_d, gw_d, gx_d = project_and_grads("dense", x, w, c, x_grad)
+    ff_e, gw_e, gx_e = project_and_grads("events", x, w, c, x_grad)
+    assert ff_e.shape == ff_d.shape and ff_e.dtype == ff_d.dtype
+    assert_rel_close(ff_e, ff_d)
+    assert_rel_close(gw_e, gw_d)
+    assert gw_e.shape == gw_d.shape
+    if x_grad:
+        assert_rel_close(gx_e, gx_d)
+    else:
+        assert gx_e is None and gx_d is None
+    return ff_d, gw_d
+
+
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("counts", [False, True])
+@pytest.mark.parametrize("x_grad", [False, True])
+def test_events_equal_dense_float64(density, counts, x_grad):
+    x = sparse_input(int(density * 1000) + 7 * counts, (5, 40, 60), density, counts)
+    ff, gw = compare(x, x_grad=x_grad)
+    if density == 0.0:
+        assert not ff.any() and not gw.any()
+    if counts and density >= 0.02:
+        assert x.max() > 1
+
+
+def test_empty_rows_and_columns():
+    x = sparse_input(3, (4, 30, 25), 0.1)
+    x[1] = 0.0            # a silent sample
+    x[:, 5:12] = 0.0      # silent time steps
+    x[..., 3] = 0.0       # a silent input channel: its dW column must be exactly zero
+    x[-1] = 0.0           # the last rows empty
+    ff, gw = compare(x)
+    assert not ff[1].any() and not ff[:, 5:12].any() and not ff[-1].any()
+    assert not gw[:, 3].any()
+
+
+def test_arbitrary_values_and_shapes():
+    """Not only counts: any values (negative, fractional); 2-D and 4-D inputs; one event."""
+    gen = torch.Generator().manual_seed(5)
+    x = sparse_input(6, (7, 11), 0.2) * torch.randn(7, 11, generator=gen, dtype=torch.float64)
+    compare(x)
+    compare(sparse_input(8, (2, 3, 4, 13), 0.3))
+    one = torch.zeros(3, 5, 6, dtype=torch.float64)
+    one[2, 4, 5] = 2.0
+    compare(one)
+    compare(torch.zeros(0, 5, 6, dtype=torch.float64))  # empty batch
+
+
+def test_float32_close():
+    x = sparse_input(9, (8, 50, 70), 0.02, dtype=torch.float32)
+    gen = torch.Generator().manual_seed(1)
+    w = torch.randn(16, 70, generator=gen)
+    torch.testing.assert_close(sparse_projection(x, w), x @ w.t(), rtol=1e-5, atol=1e-5)
+
+
+def test_no_grad_needed_and_only_x_grad():
+    x = sparse_input(10, (3, 20, 15), 0.1)
+    w = torch.randn(4, 15, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(sparse_projection(x, w), x @ w.t(), rtol=0, atol=1e-12)
+    xg = x.clone().requires_grad_()
+    (sparse_projection(xg, w) ** 2).sum().backward()
+    xd = x.clone().requires_grad_()
+    ((xd @ w.t()) ** 2).sum().backward()
+    assert_rel_close(xg.grad, xd.grad)
+
+
+def test_one_autograd_node():
+    x = sparse_input(11, (2, 10, 8), 0.2)
+    w = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
+    ff = sparse_projection(x, w)
+    assert type(ff.grad_fn).__name__ == "EventProjectionBackward"
+    assert EventProjection.__name__ == "EventProjection"
+
+
+def test_errors():
+    w = torch.zeros(3, 8, dtype=torch.float64)
+    with pytest.raises(SpikegradError, match="shape"):
+        sparse_projection(torch.zeros(2, 4, 7, dtype=torch.float64), w)
+    with pytest.raises(SpikegradError, match="dtype"):
+        sparse_projection(torch.zeros(2, 4, 8), w)
+    with pytest.raises(SpikegradError, match="input path"):
+        project_input(torch.zeros(2, 4, 8, dtype=torch.float64), w, "sparse")
+    with pytest.raises(SpikegradError, match="input path"):
+        LIFLayer(8, 3, LIFParams(), input_path="sparse")
+    with pytest.raises(SpikegradError, match="input path"):
+        SNN(8, [3], 2).set_input_path("nope")
+
+
+def test_auto_choice():
+    w = torch.zeros(5, 100)
+    sparse = sparse_input(12, (4, 50, 100), EVENT_DENSITY_MAX / 4, dtype=torch.float32)
+    dense = sparse_input(13, (4, 50, 100), min(1.0, EVENT_DENSITY_MAX * 3), dtype=torch.float32)
+    analog = torch.rand(4, 50, 100)  # mel-like dense analog input
+    assert choose_input_path(sparse, w) == "events"
+    assert choose_input_path(sparse.clone().requires_grad_(), w) == "events"
+    assert choose_input_path(dense, w) == "dense"
+    assert choose_input_path(analog, w) == "dense"
+    assert choose_input_path(torch.zeros(4, 50, 100), w) == "events"  # silence
+    assert choose_input_path(sparse.double(), w) == "dense"  # dtype mismatch: let matmul decide
+    assert choose_input_path(torch.zeros(0, 50, 100), w) == "dense"
+
+
+def test_layer_uses_the_chosen_path(monkeypatch):
+    import spikegrad.neurons as neurons
+    calls = []
+    real = neurons.sparse_projection
+    monkeypatch.setattr(neurons, "sparse_projection", lambda x, w: calls.append(1) or real(x, w))
+    assert LIFLayer(100, 6, LIFParams()).input_path == "dense"  # the default until results are re-measured
+    layer = LIFLayer(100, 6, LIFParams(), input_path="auto")
+    layer(sparse_input(14, (2, 10, 100), 0.01, dtype=torch.float32))
+    assert len(calls) == 1
+    layer(torch.rand(2, 10, 100))  # analog: dense
+    assert len(calls) == 1
+    layer.input_path = "dense"
+    layer(sparse_input(14, (2, 10, 100), 0.01, dtype=torch.float32))
+    assert len(calls) == 1
+    layer.input_path = "events"
+    layer(torch.rand(2, 10, 100))  # forced: events even for dense input
+    assert len(calls) == 2
+
+
+def _snn_loss_and_grads(backend, recurrent, path, opt):
+    torch.manual_seed(0)
+    net = SNN(30, [20, 12], 5, LIFParams(**opt), recurrent=recurrent, backend=backend,
+              input_path=path).double()
+    with torch.no_grad():  # stronger weights so that both hidden layers spike
+        for layer in net.layers:
+            layer.weight.mul_(6.0).add_(0.15)
+            if layer.recurrent_weight is not None:
+                layer.recurrent_weight.mul_(2.0)
+    x = sparse_input(15, (6, 50, 30), 0.1, counts=True)
+    x[2] = 0.0  # an empty sample
+    y = torch.arange(6) % 5
+    logits, rec = net.run(x)
+    loss = F.cross_entropy(logits, y)
+    loss.backward()
+    return loss.detach(), [prm.grad for prm in net.parameters()], rec
+
+
+@pytest.mark.parametrize("backend", ["reference", "fused"])
+@pytest.mark.parametrize("recurrent", [False, True])
+@pytest.mark.parametrize("opt", [dict(), dict(surrogate="sigmoid", detach_reset=False, reset="subtract")])
+def test_full_snn_events_equal_dense(backend, recurrent, opt):
+    loss_d, grads_d, rec_d = _snn_loss_and_grads(backend, recurrent, "dense", opt)
+    loss_e, grads_e, rec_e = _snn_loss_and_grads(backend, recurrent, "events", opt)
+    for s_d, s_e in zip(rec_d.spikes, rec_e.spikes):
+        assert s_d.sum() > 0, "every hidden layer must spike"
+        assert torch.equal(s_d, s_e)
+    assert_rel_close(loss_e, loss_d, rel=1e-10)
+    assert len(grads_e) == len(grads_d) == (5 if recurrent else 3)
+    for g_e, g_d in zip(grads_e, grads_d):
+        assert g_d.abs().sum() > 0
+        assert_rel_close(g_e, g_d, rel=1e-10)
+
+
+def test_snn_set_input_path_and_auto():
+    net = SNN(30, [20, 12], 5, input_path="events")
+    assert all(layer.input_path == "events" for layer in net.layers)
+    net.set_input_path("dense")
+    assert all(layer.input_path == "dense" for layer in net.layers)
+    net.set_input_path("auto")
+    x = sparse_input(16, (3, 20, 30), 0.02, dtype=torch.float32)
+    a = net(x)
+    net.set_input_path("dense")
+    torch.testing.assert_close(net(x), a, rtol=1e-5, atol=1e-6)

@@ -233,3 +233,27 @@ def test_raster_of_randman_has_one_spike_per_neuron(small):
     assert dropped == 0
     np.testing.assert_array_equal(raster.sum(dim=1).numpy(), 1.0)
     assert raster[:, 50:].sum() == 0
+
+
+def test_generated_data_is_cached_and_a_bad_cache_is_regenerated(monkeypatch):
+    import spikegrad.data.randman as rm
+
+    cfg = Config(data=DataConfig(seed=3, randman=SMALL))
+    first = load_dataset(cfg)
+    path = rm.cache_path(SMALL, 3)
+    assert path.is_file()
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("generated again despite the cache")
+
+    monkeypatch.setattr(rm, "make_randman", no_generation)
+    cached = load_dataset(cfg)
+    for split in ("train", "val", "test"):
+        a, b = getattr(first, split), getattr(cached, split)
+        for field in ("times", "units", "offsets", "labels"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    monkeypatch.undo()
+    path.write_bytes(b"not an npz file")
+    again = load_dataset(cfg)
+    np.testing.assert_array_equal(again.test.times, first.test.times)
+    assert rm.cache_path(SMALL, 4) != path and rm.cache_path(RandmanSpec(classes=3), 3) != path

@@ -12,7 +12,13 @@ own functions and points from a generator seeded by (data seed, class).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -103,5 +109,37 @@ def defaults(name: str) -> dict:
     return {}
 
 
+CACHE_VERSION = "randman-v1"  # bump when the generator's output changes
+
+
+def cache_path(spec: RandmanSpec, seed: int) -> Path:
+    """Cache file of one (spec, seed): data_root()/randman/<hash>.npz."""
+    from . import data_root
+
+    key = json.dumps({"version": CACHE_VERSION, "seed": int(seed), **dataclasses.asdict(spec)}, sort_keys=True)
+    return data_root() / "randman" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+
+
 def load(name: str, cfg) -> DataSplits:
-    return make_randman(cfg.data.randman, cfg.data.seed)
+    """The data set of ``cfg``, from the cache when present (generating it costs seconds: sweeps reuse it)."""
+    spec, seed = cfg.data.randman, cfg.data.seed
+    path = cache_path(spec, seed)
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                parts = [EventData(z[f"{s}_times"], z[f"{s}_units"], z[f"{s}_offsets"], z[f"{s}_labels"],
+                                   spec.inputs, spec.classes, f"randman/{s}") for s in ("train", "val", "test")]
+            return DataSplits(*parts, spec.inputs, spec.classes)
+        except (OSError, ValueError, KeyError, SpikegradError, zipfile.BadZipFile):
+            pass  # unreadable or foreign cache: generate again and overwrite it
+    splits = make_randman(spec, seed)
+    arrays = {f"{s}_{field}": getattr(getattr(splits, s), field)
+              for s in ("train", "val", "test") for field in ("times", "units", "offsets", "labels")}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache folder only costs the time to generate again
+    return splits

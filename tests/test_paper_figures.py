@@ -206,15 +206,15 @@ def test_figure_command_one_line_errors(tmp_path, capsys):
 
 # -- the ready sweep files -----------------------------------------------------------------
 
-@pytest.mark.parametrize("name, full, quick", [("fig3", 1512, 48), ("fig5", 720, 32), ("fig5_recurrent", 720, 16),
-                                               ("fig9", 144, 18)])
-def test_experiment_sweep_files_validate_and_quick_shrinks_them(name, full, quick):
+@pytest.mark.parametrize("name, full, quick, quick_epochs", [("fig3", 1512, 36, 12), ("fig5", 720, 32, 10),
+                                                             ("fig5_recurrent", 720, 16, 10), ("fig9", 144, 18, 10)])
+def test_experiment_sweep_files_validate_and_quick_shrinks_them(name, full, quick, quick_epochs):
     spec = sweeps.load_sweep(EXPERIMENTS / f"{name}.toml")
     small = sweeps.load_sweep(EXPERIMENTS / f"{name}.toml", quick=True)
     assert len(spec.points) == full and len(small.points) == quick < full
     assert math.prod(len(v) for v in spec.grid.values()) * len(spec.seeds) == full
     assert set(small.grid) == set(spec.grid)
-    assert sweeps.point_config(small, small.points[0]).train.epochs == 10
+    assert sweeps.point_config(small, small.points[0]).train.epochs == quick_epochs
     assert sweeps.point_config(spec, spec.points[0]).train.epochs == 80
     text = (EXPERIMENTS / f"{name}.toml").read_text(encoding="utf-8")
     assert "# --quick:" in text and "min" in text

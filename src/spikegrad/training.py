@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator
 
@@ -81,29 +81,36 @@ def evaluate(model: SNN, data: EventData | DenseData, cfg: Config) -> dict:
             "hidden_spikes_per_sample": float(sum(per_layer)), "hidden_spikes_per_layer": per_layer}
 
 
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` that replaces it on success (a kill leaves the old file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with _replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _save_weights(model: SNN, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    os.replace(tmp, path)
+    with _replacing(path) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp))
 
 
 CHECKPOINT = "checkpoint.pt"
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically (temp file + os.replace)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("wb") as fh:
+    """Write ``state`` to ``path`` atomically, flushed to disk before it replaces the old one."""
+    with _replacing(path) as tmp, tmp.open("wb") as fh:
         torch.save(state, fh)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _load_checkpoint(path: Path) -> dict:

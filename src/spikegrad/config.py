@@ -25,6 +25,7 @@ from .data.mnist import LatencySpec
 from .data.randman import RandmanSpec
 from .data.shd import ShdSpec
 from .errors import SpikegradError
+from .init import INITS
 from .neurons import INPUT_PATHS, LIFParams, available_backends
 from .readouts import get_readout
 from .regularizers import ActivityRegularizer
@@ -62,6 +63,8 @@ class ModelConfig:
     readout_steps: int = 0             # response window: the readout sees only the last N steps; 0: all
     backend: str = "auto"              # LIF kernel: "auto" (= reference for now), "reference", "fused"
     input_path: str = "dense"          # x·Wᵀ: "dense", "events" (cost ∝ input events) or "auto"
+    init: str = "uniform"              # "uniform" (paper §4.2.3) or "fluctuation" (σ_U-targeted, see spikegrad.init)
+    init_sigma_u: float = 1.0          # fluctuation init: target std of the free membrane potential
 
 
 @dataclass
@@ -124,6 +127,10 @@ class Config:
             raise SpikegradError(f"model.readout_init must be finite, got {m.readout_init}")
         if m.input_path not in INPUT_PATHS:
             raise SpikegradError(f"unknown model.input_path {m.input_path!r}; choose one of: {', '.join(INPUT_PATHS)}")
+        if m.init not in INITS:
+            raise SpikegradError(f"unknown model.init {m.init!r}; choose one of: {', '.join(INITS)}")
+        if not (math.isfinite(m.init_sigma_u) and m.init_sigma_u > 0):
+            raise SpikegradError(f"model.init_sigma_u must be > 0, got {m.init_sigma_u}")
         if m.backend not in available_backends():
             raise SpikegradError(f"unknown backend {m.backend!r}; choose one of: {', '.join(available_backends())}")
         self.neuron_params()

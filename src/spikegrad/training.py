@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from .config import Config, load_config
 from .data import DataSplits, DenseData, EventData, load_dataset
 from .errors import SpikegradError
+from .init import fluctuation_init_
 from .network import SNN
 
 EVAL_BATCH = 1000
@@ -37,6 +38,22 @@ def build_model(cfg: Config, n_inputs: int, n_classes: int) -> SNN:
     return SNN(n_inputs, cfg.hidden_sizes, n_classes, cfg.neuron_params(), recurrent=m.recurrent,
                tau_out=m.tau_out_ms * 1e-3, readout=m.readout, readout_init=m.readout_init,
                backend=m.backend, readout_steps=m.readout_steps, input_path=m.input_path)
+
+
+INIT_BATCH = 1000
+
+
+def initialize_from_data(model: SNN, data: EventData | DenseData, cfg: Config) -> list[dict]:
+    """Fluctuation-driven init (spikegrad.init) with rates measured on ≤ 1000 training samples.
+
+    The samples are drawn with their own generator (seeded by train.seed), so the shuffling
+    of the training batches is the same as with the uniform init.
+    """
+    rng = np.random.default_rng([cfg.train.seed, 0x1417])
+    idx = np.sort(rng.permutation(len(data))[:INIT_BATCH])
+    x = data.inputs(idx, cfg.data.n_steps, cfg.model.dt_ms * 1e-3).to(cfg.torch_device())
+    gen = torch.Generator().manual_seed(cfg.train.seed)
+    return fluctuation_init_(model, x, cfg.model.init_sigma_u, generator=gen)
 
 
 def iterate_batches(data: EventData | DenseData, cfg: Config, batch_size: int,
@@ -196,6 +213,8 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
     model = build_model(cfg, splits.n_inputs, splits.n_classes).to(device)
     ckpt_path = out / CHECKPOINT if out is not None else None
     ckpt = _load_checkpoint(ckpt_path) if resume and ckpt_path.is_file() else None
+    if cfg.model.init == "fluctuation" and ckpt is None and not cfg.train.init_from:
+        initialize_from_data(model, splits.train, cfg)
     if cfg.train.init_from and ckpt is None:
         load_weights(model, cfg.train.init_from, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)

@@ -1,4 +1,4 @@
-"""Command line: ``spikegrad train | evaluate | config | sweep | sweep-table | figure | data``, thin over the Python API.
+"""Command line: ``spikegrad train | evaluate | config | sweep | sweep-table | figure | report | data``, thin over the Python API.
 
 Flags override a ``--config`` TOML file, which overrides the defaults; ``--set
 section.key=value`` reaches any config field.  User mistakes print one line
@@ -249,11 +249,14 @@ def sweep_table(
 
 @app.command()
 def figure(
-    name: str = typer.Argument(..., help="fig3 (surrogate shape), fig5 (surrogate scale), fig9 (critical spike count)."),
+    name: str = typer.Argument(..., help="fig2 (true vs surrogate gradient), fig3 (surrogate shape), fig5 (surrogate "
+                                          "scale), fig6 (FF/RC × Max/Sum per data set), fig8 (spike counts with/without "
+                                          "regularisation), fig9 (critical spike count), landscape (loss landscape)."),
     sweep_dirs: list[Path] = typer.Argument(..., metavar="SWEEP_DIR...",
-                                            help="Sweep folder(s) written by `spikegrad sweep`; rows are pooled."),
+                                            help="Sweep folder(s) written by `spikegrad sweep`; rows are pooled. "
+                                                 "landscape also takes one run folder."),
     out: Optional[Path] = typer.Option(None, help="Folder for NAME.png and NAME.csv (default: the first SWEEP_DIR)."),
-    top_k: Optional[int] = typer.Option(None, help="Best configurations averaged per bar (fig3: 5, fig5: 10)."),
+    top_k: Optional[int] = typer.Option(None, help="Best configurations averaged per bar (fig3: 5, fig5 and fig6: 10)."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL (default sqlite:///SWEEP_DIR/study.db)."),
     study: Optional[str] = typer.Option(None, help="Sweep name, where the storage holds several."),
 ) -> None:
@@ -263,6 +266,24 @@ def figure(
     check_figure_name(name)  # before any storage is opened
     result = make_figure(name, sweep_dirs, out, top_k, storage, study)
     typer.echo(f"{name}: {result['trials']} trials; wrote {result['png']}, {result['csv']}")
+
+
+@app.command()
+def report(
+    sweep_dir: Path = typer.Argument(..., help="A sweep folder written by `spikegrad sweep`."),
+    out: Optional[Path] = typer.Option(None, help="HTML file to write (default SWEEP_DIR/report.html)."),
+    group: Optional[str] = typer.Option(None, help="Grid keys to group the top-k table by, comma-separated."),
+    top_k: int = typer.Option(5, help="Configurations per group averaged in the top-k table."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL (default sqlite:///SWEEP_DIR/study.db)."),
+    study: Optional[str] = typer.Option(None, help="Sweep name, where the storage holds several."),
+) -> None:
+    """One self-contained HTML page: sweep config, trial counts, top-k table and every figure that applies."""
+    from .report import write_report
+
+    keys = [k.strip() for k in (group or "").split(",") if k.strip()]
+    result = write_report(sweep_dir, out, keys, top_k, storage, study)
+    made = ", ".join(result["figures"]) or "none"
+    typer.echo(f"report: figures {made}; {len(result['skipped'])} not applicable; wrote {result['path']}")
 
 
 def _pm(mean: float, sd: float) -> str:

@@ -16,7 +16,8 @@ through the reset term; ``recurrent_grad="ctl"`` detaches S inside V·S only.
 
 This module holds the parameter record, the pure step function, the plain reference
 loop over time, and :func:`lif_layer`, the one dispatch point behind which faster
-kernels live (``backend="fused"``: :mod:`spikegrad.kernels.fused`).  Everything else calls :func:`lif_layer`.
+kernels live (``backend="fused"``: :mod:`spikegrad.kernels.fused`; ``backend="compiled"``:
+:mod:`spikegrad.kernels.compiled`, numba).  Everything else calls :func:`lif_layer`.
 Likewise :func:`project_input` is the one dispatch point for a layer's input projection
 W·S_in: dense matmul, or event-driven over the nonzeros of sparse spike input
 (:mod:`spikegrad.kernels.events`).
@@ -31,6 +32,7 @@ from typing import Callable
 import torch
 
 from .errors import SpikegradError
+from .kernels.compiled import lif_compiled, numba_available
 from .kernels.events import sparse_projection
 from .kernels.fused import lif_fused
 from .surrogates import Surrogate, get_surrogate, spike
@@ -137,12 +139,17 @@ def lif_reference(
 LayerKernel = Callable[[torch.Tensor, "torch.Tensor | None", LIFParams], tuple[torch.Tensor, torch.Tensor]]
 # "reference": the plain autograd loop above.  "fused": one autograd node for all steps
 # with a hand-written adjoint (kernels/fused.py; bitwise-identical forward, gradients equal
-# to the reference's up to rounding).  "auto" still means "reference".
-_KERNELS: dict[str, LayerKernel] = {"reference": lif_reference, "fused": lif_fused}
+# to the reference's up to rounding).  "compiled": the same adjoint with the time loop in
+# numba (kernels/compiled.py; needs the numba package, listed only when it imports, and
+# raises a SpikegradError naming it when selected without it).  "auto" still means "reference".
+_KERNELS: dict[str, LayerKernel] = {"reference": lif_reference, "fused": lif_fused,
+                                    "compiled": lif_compiled}
+_OPTIONAL_KERNELS: dict[str, Callable[[], bool]] = {"compiled": numba_available}
 
 
 def available_backends() -> list[str]:
-    return ["auto", *sorted(_KERNELS)]
+    names = [k for k in _KERNELS if k not in _OPTIONAL_KERNELS or _OPTIONAL_KERNELS[k]()]
+    return ["auto", *sorted(names)]
 
 
 def lif_layer(

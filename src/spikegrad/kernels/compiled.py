@@ -1,0 +1,501 @@
+"""Compiled LIF layer (backend ``"compiled"``, issue 5 item 3): the time loop in numba.
+
+What: the forward pass and the hand-written reverse-time adjoint of one LIF layer over all
+time steps, each one call into a numba-compiled loop over (time, batch, neuron), wrapped
+in a :class:`torch.autograd.Function` with the contract of
+:func:`spikegrad.kernels.fused.lif_fused` (same inputs: input currents ff [B, T, N], optional
+recurrent weights V [N, N], :class:`~spikegrad.neurons.LIFParams`; same outputs; same
+equations and switches — see the docstring of :mod:`spikegrad.kernels.fused` for the
+adjoint recurrence).  Tensors are handed to numba as zero-copy numpy views of contiguous
+CPU tensors; float32 and float64.
+
+Why numba: it installs from a binary wheel (no compiler at install time, no build step,
+unlike a C++ extension, which would need a compiler or be built in pip's isolated build
+environment, where it pulls a CUDA torch); the kernels are compiled on first use (≈ 10–25 s
+per dtype on the loaded 2-core machine this was written on) and the machine code is cached
+on disk (``cache=True``, in ``__pycache__`` next to this file, or numba's user cache if that
+is read-only), so later processes only import numba and load it (≈ 2 s there).  ``fastmath=False``: no reassociation or FMA contraction, so the forward pass does
+the reference's floating-point operations in the reference's order.
+
+Per step the kernel does only O(B·N) elementwise work plus the recurrent input, which is
+event-driven: V·S[n] adds the columns of V of the neurons that spiked (cost ∝ spikes; the
+columns are added in increasing neuron order, so the voltages are bitwise those of the
+reference whenever a neuron receives at most two recurrent spikes in a step, and equal to
+rounding otherwise).  The adjoint through V, λI[n+1]·V, is dense (λI is) and runs as row
+updates shared by the batch rows of a thread; it is skipped for the "true" surrogate
+(h ≡ 0).  dL/dV = Σ_n λI[n+1]ᵀ S[n] is again event-driven (one row update per spike).
+
+Saved for the backward pass (as in the fused kernel): the voltages U in the compute dtype
+(spikes are recomputed as U > 1), or, for reset "zero" with a differentiable reset, the
+pre-reset trace plus the spikes as uint8 — 4 (5) bytes per neuron and step in float32,
+8 (9) in float64.
+
+Memory order: the forward pass takes one batch row at a time through all steps (rows of
+[B, T, N] tensors are then read and written as sequential streams).  The backward pass does
+the same, except with the dense λI·V product (recurrent_grad "prop"), where blocks of 8
+rows go through time together so that each row of V read from cache serves the block.
+
+Parallelism: the batch can be split into one chunk per thread (``prange``).  One thread by
+default (:func:`set_num_threads`: on the loaded, shared 2-core machine this was written
+on, two threads were slower than one).  Results do not depend on the thread count except
+dL/dV, whose per-thread partial sums are added in a fixed order (deterministic for a fixed
+thread count, equal to rounding otherwise).
+
+Falls back to the fused backend (same results) for what it does not cover: a surrogate
+that is not one of the five built-in shapes (user-registered), tensors not on the CPU,
+dtypes other than float32/float64.  Double backward is not supported (as in the fused
+kernel).  If numba is not importable, selecting this backend raises a SpikegradError that
+says how to install it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch.autograd.function import once_differentiable
+
+from ..errors import SpikegradError
+from .fused import lif_fused
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..neurons import LIFParams
+
+INSTALL_HINT = "pip install 'numba>=0.60'"
+
+# Built-in surrogate shapes by integer code (the numba kernel cannot call torch functions).
+SURROGATE_CODES = {"superspike": 0, "superspike-asym": 1, "sigmoid": 2, "esser": 3, "true": 4}
+_TRUE = 4
+_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+# Minimum neuron-steps per thread before the batch is split over threads: below it the
+# thread start-up costs more than it saves.
+_MIN_WORK_PER_THREAD = 1 << 15
+_BACKWARD_BLOCK_ROWS = 8
+
+
+def numba_available() -> bool:
+    """Whether numba imports (tried anew on every call; cheap once imported)."""
+    try:
+        importlib.import_module("numba")
+    except ImportError:
+        return False
+    return True
+
+
+def _require_numba():
+    try:
+        return importlib.import_module("numba")
+    except ImportError as exc:
+        raise SpikegradError(
+            f"backend 'compiled' needs the package numba, which cannot be imported ({exc}); "
+            f"install it with: {INSTALL_HINT}  (or choose backend 'fused' or 'reference')"
+        ) from None
+
+
+def saved_bytes_per_neuron_step(p: "LIFParams", dtype: torch.dtype = torch.float32) -> int:
+    """Bytes the compiled kernel keeps for the backward pass per neuron and time step."""
+    size = torch.empty((), dtype=dtype).element_size()
+    return size + 1 if (p.reset == "zero" and not p.detach_reset) else size
+
+
+def supports(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> bool:
+    """Whether the compiled kernel runs this case (otherwise :func:`lif_compiled` runs fused)."""
+    if not isinstance(p.surrogate, str) or p.surrogate not in SURROGATE_CODES:
+        return False
+    if ff.device.type != "cpu" or ff.dtype not in _DTYPES:
+        return False
+    if v is not None and (v.device.type != "cpu" or v.dtype != ff.dtype):
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------
+# The kernels, as plain Python functions; jit-compiled on first use by _kernels().
+# ``prange`` is bound to numba.prange there (numba treats it as ``range`` when not
+# compiling with parallel=True).  All scalars arrive in the compute dtype (one, zero, a,
+# …) so that float32 arithmetic stays float32.
+
+prange = range
+_surrogate_row = None  # the jit-compiled _surrogate_row_py, called by the kernels
+
+
+def _surrogate_row_py(code, u, h, beta, one, zero):
+    """h[i] = h(u[i] − 1; β) for one row of voltages."""
+    n = u.shape[0]
+    if code == 0:                                           # superspike 1/(β|x|+1)²
+        for i in range(n):
+            d = beta * abs(u[i] - one) + one
+            h[i] = one / (d * d)
+    elif code == 1:                                         # superspike-asym β/(β|x|+1)²
+        for i in range(n):
+            d = beta * abs(u[i] - one) + one
+            h[i] = beta / (d * d)
+    elif code == 2:                                         # sigmoid′: s(βx)(1 − s(βx))
+        for i in range(n):
+            s = one / (one + np.exp(-(beta * (u[i] - one))))
+            h[i] = s * (one - s)
+    elif code == 3:                                         # esser max(0, 1 − β|x|)
+        for i in range(n):
+            r = one - beta * abs(u[i] - one)
+            h[i] = r if r > zero else zero
+    else:                                                   # true gradient: 0
+        for i in range(n):
+            h[i] = zero
+
+
+def _forward_py(ff, vt, has_v, a, bs, g, one, zero, zero_reset, keep_pre,
+                volts, spikes, pre, spk, rows, nchunks):
+    """Forward pass; writes volts (U[n]), spikes (S[n]) and, with keep_pre, pre (P̃[n]) and spk.
+
+    The loops over neurons are kept free of branches on the switches (those are outside
+    them) so that LLVM vectorises them; each does the reference's operations in its order.
+    """
+    batch, steps, n = ff.shape
+    for c in prange(nchunks):
+        c0 = c * batch // nchunks
+        c1 = (c + 1) * batch // nchunks
+        cur = np.empty((rows, n), ff.dtype)                 # I[n] of a block's rows
+        rec = np.empty(n, ff.dtype)
+        fired = np.empty(n, np.int64)
+        for b0 in range(c0, c1, rows):                      # a block of rows: through time together
+            b1 = min(b0 + rows, c1)
+            for r in range(b1 - b0):
+                for i in range(n):
+                    cur[r, i] = zero
+            for b in range(b0, b1):
+                for i in range(n):
+                    volts[b, 0, i] = zero
+                if keep_pre:
+                    for i in range(n):
+                        pre[b, 0, i] = zero
+            for t in range(steps):
+                last = t == steps - 1
+                for r in range(b1 - b0):
+                    b = b0 + r
+                    u_t = volts[b, t]
+                    s_t = spikes[b, t]
+                    for i in range(n):                      # S[n] = Θ(U[n] − 1)
+                        s_t[i] = one if u_t[i] > one else zero
+                    if keep_pre:
+                        spk_t = spk[b, t]
+                        for i in range(n):
+                            spk_t[i] = 1 if u_t[i] > one else 0
+                    if last:                                # U[T], I[T] are not outputs
+                        continue
+                    u_n = volts[b, t + 1]
+                    cur_r = cur[r]
+                    ff_t = ff[b, t]
+                    if keep_pre:                            # P[n] kept, U[n+1] = P[n] (1 − S[n])
+                        p_n = pre[b, t + 1]
+                        for i in range(n):
+                            p_n[i] = a * u_t[i] + g * cur_r[i]
+                        for i in range(n):
+                            u_n[i] = p_n[i] * (one - s_t[i])
+                    elif zero_reset:
+                        for i in range(n):
+                            u_n[i] = (a * u_t[i] + g * cur_r[i]) * (one - s_t[i])
+                    else:
+                        for i in range(n):
+                            u_n[i] = (a * u_t[i] + g * cur_r[i]) - s_t[i]
+                    for i in range(n):                      # I[n+1] = β_syn I[n] + ff[n] …
+                        cur_r[i] = bs * cur_r[i] + ff_t[i]
+                    if has_v:                               # … + V·S[n]: spiking columns of V
+                        k = 0
+                        for j in range(n):
+                            if u_t[j] > one:
+                                fired[k] = j
+                                k += 1
+                        if k > 0:
+                            for i in range(n):
+                                rec[i] = zero
+                            for m in range(k):
+                                vj = vt[fired[m]]
+                                for i in range(n):
+                                    rec[i] += vj[i]
+                            for i in range(n):
+                                cur_r[i] = cur_r[i] + rec[i]
+
+
+def _backward_py(volts, pre, spk, keep_pre, gs, has_gs, gu, has_gu, v, prop,
+                 a, bs, g, one, zero, beta, code, zero_reset, detach_reset,
+                 gff, need_v, gvt_parts, rows, nchunks):
+    """Reverse-time adjoint; writes gff (dL/dff[n] = λI[n+1]) and per-chunk partial (dL/dV)ᵀ."""
+    batch, steps, n = gff.shape
+    last = steps - 1
+    for c in prange(nchunks):
+        c0 = c * batch // nchunks
+        c1 = (c + 1) * batch // nchunks
+        lu = np.empty((rows, n), gff.dtype)                 # λU[n+1]
+        li = np.empty((rows, n), gff.dtype)                 # λI[n+1]
+        acc = np.empty((rows, n), gff.dtype)                # λI[n+1] V
+        h = np.empty((rows, n), gff.dtype)                  # h(U[n] − 1)
+        keep = np.empty((rows, n), gff.dtype)               # 1 − S[n]
+        ds = np.empty(n, gff.dtype)
+        q = np.empty(n, gff.dtype)
+        u_r = np.empty(n, gff.dtype)
+        for b0 in range(c0, c1, rows):                      # a block of rows: through time together
+            b1 = min(b0 + rows, c1)
+            nb = b1 - b0
+            for r in range(nb):
+                for i in range(n):
+                    lu[r, i] = zero
+                    li[r, i] = zero
+            for t in range(last, -1, -1):
+                inner = t < last
+                for r in range(nb):
+                    b = b0 + r
+                    keep_r = keep[r]
+                    if keep_pre:                            # U[n] = P̃[n] (1 − S[n−1])
+                        p_t = pre[b, t]
+                        spk_t = spk[b, t]
+                        if t > 0:
+                            spk_p = spk[b, t - 1]
+                            for i in range(n):
+                                u_r[i] = zero if spk_p[i] != 0 else p_t[i]
+                        else:
+                            for i in range(n):
+                                u_r[i] = p_t[i]
+                        for i in range(n):
+                            keep_r[i] = zero if spk_t[i] != 0 else one
+                        _surrogate_row(code, u_r, h[r], beta, one, zero)
+                    else:
+                        u_t = volts[b, t]
+                        for i in range(n):
+                            keep_r[i] = zero if u_t[i] > one else one
+                        _surrogate_row(code, u_t, h[r], beta, one, zero)
+                use_acc = prop and inner and code != _TRUE
+                if use_acc:                                 # acc = λI[n+1] V, row by row of V
+                    for r in range(nb):
+                        for i in range(n):
+                            acc[r, i] = zero
+                    for k in range(n):
+                        vk = v[k]
+                        for r in range(nb):
+                            lk = li[r, k]
+                            if lk != zero:
+                                acc_r = acc[r]
+                                for i in range(n):
+                                    acc_r[i] += lk * vk[i]
+                for r in range(nb):
+                    b = b0 + r
+                    lu_r = lu[r]
+                    li_r = li[r]
+                    h_r = h[r]
+                    keep_r = keep[r]
+                    gff_t = gff[b, t]
+                    # ΔS[n] = G_S[n] (+ λI[n+1] V) (− λU[n+1] P[n] or − λU[n+1])
+                    if has_gs:
+                        gs_t = gs[b, t]
+                        for i in range(n):
+                            ds[i] = gs_t[i]
+                    else:
+                        for i in range(n):
+                            ds[i] = zero
+                    if use_acc:
+                        acc_r = acc[r]
+                        for i in range(n):
+                            ds[i] = ds[i] + acc_r[i]
+                    if inner:
+                        if not detach_reset:
+                            if zero_reset:
+                                p_n = pre[b, t + 1]         # P[n] = P̃[n+1]
+                                for i in range(n):
+                                    ds[i] = ds[i] - lu_r[i] * p_n[i]
+                            else:
+                                for i in range(n):
+                                    ds[i] = ds[i] - lu_r[i]
+                        if zero_reset:
+                            for i in range(n):
+                                q[i] = lu_r[i] * keep_r[i]  # λU[n+1] (1 − S[n])
+                        else:
+                            for i in range(n):
+                                q[i] = lu_r[i]
+                    # (short loops over few arrays: LLVM vectorises them with few alias checks)
+                    for i in range(n):
+                        gff_t[i] = li_r[i]                  # dL/dff[n] = λI[n+1]
+                    for i in range(n):
+                        ds[i] = ds[i] * h_r[i]
+                    if inner:
+                        for i in range(n):
+                            li_r[i] = bs * li_r[i] + g * q[i]  # λI[n]
+                        for i in range(n):
+                            lu_r[i] = ds[i] + a * q[i]      # λU[n] (without G_U)
+                    else:
+                        for i in range(n):
+                            lu_r[i] = ds[i]
+                    if has_gu:
+                        gu_t = gu[b, t]
+                        for i in range(n):
+                            lu_r[i] = lu_r[i] + gu_t[i]
+                if need_v and inner:                        # (dL/dV)ᵀ[j] += λI[n+1] where S_j[n]
+                    part = gvt_parts[c]
+                    for r in range(nb):
+                        gff_t = gff[b0 + r, t]
+                        keep_r = keep[r]
+                        for j in range(n):
+                            if keep_r[j] == zero:
+                                pj = part[j]
+                                for i in range(n):
+                                    pj[i] += gff_t[i]
+
+
+_JIT: dict[str, object] = {}
+
+
+def _kernels(parallel: bool):
+    """The jit-compiled (forward, backward) pair, compiled lazily and cached on disk."""
+    key = "parallel" if parallel else "serial"
+    if key not in _JIT:
+        numba = _require_numba()
+        global prange
+        prange = numba.prange
+        opts = dict(cache=True, fastmath=False, nogil=True)
+        global _surrogate_row
+        _surrogate_row = numba.njit(**opts)(_surrogate_row_py)
+        if parallel:
+            opts["parallel"] = True
+        fwd = numba.njit(**opts)(_forward_py)
+        bwd = numba.njit(**opts)(_backward_py)
+        _JIT[key] = (fwd, bwd)
+    return _JIT[key]
+
+
+def set_num_threads(threads: int) -> None:
+    """Threads of the compiled kernel: ``n`` ≥ 1, or 0 to follow ``torch.get_num_threads()``.
+
+    Default 1.  On the shared 2-core development machine (load average 7–8 from other
+    processes) two threads did not pay: one layer fwd + bwd (batch 64, T 100, N 256,
+    float32) took 1.4–2× as long as with one thread, feed-forward and recurrent, with
+    numba's omp and workqueue threading layers alike.  On idle many-core machines large
+    batches should gain; not measured.  dL/dV is summed per thread, so it is bitwise
+    reproducible for a fixed thread count only.
+    """
+    global _THREADS
+    if not (isinstance(threads, int) and threads >= 0):
+        raise SpikegradError(f"threads must be an integer ≥ 0 (0: follow torch), got {threads!r}")
+    _THREADS = threads
+
+
+_THREADS = 1
+
+
+def _threads(numba, work_rows: int, work: int) -> int:
+    """Chunks (= threads) for a call: the setting, capped by numba's threads and the work."""
+    want = _THREADS or torch.get_num_threads()
+    want = min(want, numba.config.NUMBA_NUM_THREADS, max(1, work_rows))
+    want = min(want, max(1, work // _MIN_WORK_PER_THREAD))
+    return max(1, want)
+
+
+def _run(kind: int, nchunks: int, *args) -> None:
+    numba = _require_numba()
+    parallel = nchunks > 1
+    fwd, bwd = _kernels(parallel)
+    if parallel:  # chunks beyond numba's threads are shared out by prange
+        numba.set_num_threads(min(nchunks, numba.config.NUMBA_NUM_THREADS))
+    (fwd if kind == 0 else bwd)(*args, nchunks)
+
+
+class CompiledLIF(torch.autograd.Function):
+    """All T steps of one LIF layer as a single autograd node, computed by numba."""
+
+    @staticmethod
+    def forward(ctx, ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams"):
+        numba = _require_numba()
+        np_dtype = _DTYPES[ff.dtype]
+        zero_reset = p.reset == "zero"
+        keep_pre = zero_reset and not p.detach_reset
+        batch, steps, n = ff.shape
+        ffc = ff.detach().contiguous()
+        volts = torch.empty_like(ffc)
+        spikes = torch.empty_like(ffc)
+        pre = torch.empty_like(ffc) if keep_pre else ffc.new_empty(0, 0, 0)
+        spk = torch.empty(batch, steps, n, dtype=torch.uint8) if keep_pre \
+            else torch.empty(0, 0, 0, dtype=torch.uint8)
+        vt = v.detach().t().contiguous() if v is not None else ffc.new_empty(0, 0)
+        if ffc.numel():
+            nchunks = _threads(numba, batch, ffc.numel())
+            _run(0, nchunks, ffc.numpy(), vt.numpy(), v is not None,
+                 np_dtype(p.decay_mem), np_dtype(p.decay_syn), np_dtype(p.gain),
+                 np_dtype(1.0), np_dtype(0.0), zero_reset, keep_pre,
+                 volts.numpy(), spikes.numpy(), pre.numpy(), spk.numpy(), 1)
+        ctx.p = p
+        ctx.keep_pre = keep_pre
+        ctx.has_v = v is not None
+        if keep_pre:
+            ctx.save_for_backward(pre, spk, v)
+        else:
+            ctx.save_for_backward(volts, v)
+        ctx.set_materialize_grads(False)
+        return spikes, volts
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_spk: torch.Tensor | None, g_volt: torch.Tensor | None):
+        need_ff, need_v = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if not (need_ff or need_v) or (g_spk is None and g_volt is None):
+            return None, None, None
+        numba = _require_numba()
+        p = ctx.p
+        if ctx.keep_pre:
+            pre, spk, v = ctx.saved_tensors
+            volts = pre.new_empty(0, 0, 0)
+        else:
+            volts, v = ctx.saved_tensors
+            pre = volts.new_empty(0, 0, 0)
+            spk = torch.empty(0, 0, 0, dtype=torch.uint8)
+        ref = pre if ctx.keep_pre else volts
+        batch, steps, n = ref.shape
+        dtype = ref.dtype
+        np_dtype = _DTYPES[dtype]
+        empty3 = ref.new_empty(0, 0, 0)
+        gs = g_spk.to(dtype).contiguous() if g_spk is not None else empty3
+        gu = g_volt.to(dtype).contiguous() if g_volt is not None else empty3
+        prop = ctx.has_v and p.recurrent_grad == "prop"
+        vc = v.detach().contiguous() if v is not None else ref.new_empty(0, 0)
+        g_ff = ref.new_empty(batch, steps, n)
+        need_v = need_v and ctx.has_v
+        nchunks = _threads(numba, batch, ref.numel()) if ref.numel() else 1
+        parts = ref.new_zeros(nchunks, n, n) if need_v else ref.new_empty(0, 0, 0)
+        # Rows of a block go through time together: a row of V then serves the whole block
+        # in λI V; without that product, one row at a time streams through memory best.
+        rows = _BACKWARD_BLOCK_ROWS if (prop and p.surrogate != "true") else 1
+        if ref.numel():
+            _run(1, nchunks, volts.numpy(), pre.numpy(), spk.numpy(), ctx.keep_pre,
+                 gs.numpy(), g_spk is not None, gu.numpy(), g_volt is not None,
+                 vc.numpy(), prop, np_dtype(p.decay_mem), np_dtype(p.decay_syn),
+                 np_dtype(p.gain), np_dtype(1.0), np_dtype(0.0), np_dtype(p.beta),
+                 SURROGATE_CODES[p.surrogate], p.reset == "zero", bool(p.detach_reset),
+                 g_ff.numpy(), need_v, parts.numpy(), rows)
+        g_v = None
+        if need_v:
+            gvt = parts[0]
+            for c in range(1, nchunks):                 # fixed order: deterministic
+                gvt = gvt + parts[c]
+            g_v = gvt.t().contiguous()
+        return (g_ff if need_ff else None), g_v, None
+
+
+def lif_compiled(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> tuple[torch.Tensor, torch.Tensor]:
+    """Compiled LIF layer with the same contract as :func:`spikegrad.neurons.lif_reference`.
+
+    ``ff``: input currents [batch, time, neurons]; ``v``: recurrent weights
+    [neurons, neurons] or None.  Returns (spikes, voltages), both differentiable.
+    Raises a SpikegradError if numba is missing; runs the fused kernel for cases the
+    compiled kernel does not cover (:func:`supports`).
+    """
+    _require_numba()
+    if ff.dim() != 3:
+        raise SpikegradError(f"ff must be [batch, time, neurons], got shape {list(ff.shape)}")
+    if v is not None:
+        n = ff.shape[-1]
+        if v.shape != (n, n):
+            raise SpikegradError(f"recurrent weights must be [{n}, {n}], got {list(v.shape)}")
+        if v.dtype != ff.dtype or v.device != ff.device:
+            raise SpikegradError("recurrent weights must have the dtype and device of ff")
+    if not supports(ff, v, p):
+        return lif_fused(ff, v, p)
+    return CompiledLIF.apply(ff, v, p)

@@ -16,7 +16,10 @@ from torch import nn
 
 from .errors import SpikegradError
 from .neurons import INPUT_PATHS, LIFParams, decay, leaky_readout, lif_layer, project_input
+from .kernels.readout import leaky_readout_matmul
 from .readouts import get_readout
+
+READOUT_METHODS = ("loop", "matmul")  # the reference time loop, or one matmul (kernels/readout.py)
 
 
 def _uniform_fan_in(shape: tuple[int, int]) -> nn.Parameter:
@@ -56,8 +59,12 @@ class Readout(nn.Module):
     """Leaky-integrator readout with synaptic current, reduced over time to logits."""
 
     def __init__(self, n_in: int, n_out: int, params: LIFParams, tau_out: float,
-                 reduction: str = "max", initial_state: float = -1e-3, window: int = 0):
+                 reduction: str = "max", initial_state: float = -1e-3, window: int = 0,
+                 method: str = "loop"):
         super().__init__()
+        if method not in READOUT_METHODS:
+            raise SpikegradError(f"unknown readout method {method!r}; choose one of: {', '.join(READOUT_METHODS)}")
+        self.method = method
         if not (math.isfinite(tau_out) and tau_out > 0):
             raise SpikegradError(f"tau_out must be a positive number of seconds, got {tau_out!r}")
         if not math.isfinite(initial_state):
@@ -83,8 +90,8 @@ class Readout(nn.Module):
         """
         if self.window:
             x = x[:, -self.window:]
-        return leaky_readout(x @ self.weight.t(), self.decay_out, self.decay_syn, self.gain,
-                             self.initial_state)
+        fn = leaky_readout if self.method == "loop" else leaky_readout_matmul
+        return fn(x @ self.weight.t(), self.decay_out, self.decay_syn, self.gain, self.initial_state)
 
     def reduce(self, trace: torch.Tensor) -> torch.Tensor:
         """Logits from the readout trace."""
@@ -139,7 +146,11 @@ class SNN(nn.Module):
         self.layers = nn.ModuleList(
             LIFLayer(a, b, params, recurrent, backend, input_path)
             for a, b in zip(sizes[:-1], sizes[1:]))
-        self.readout = Readout(sizes[-1], n_classes, params, tau_out, readout, readout_init, readout_steps)
+        # The reference backend keeps the plain time loop for the readout too; every fast
+        # backend computes it as one matmul (equal up to rounding).
+        method = "loop" if backend in ("auto", "reference") else "matmul"
+        self.readout = Readout(sizes[-1], n_classes, params, tau_out, readout, readout_init, readout_steps,
+                               method)
 
     def set_input_path(self, path: str) -> None:
         """Set ``input_path`` ("auto", "dense", "events") of every hidden layer."""

@@ -1,10 +1,12 @@
 """spikegrad next to its peers: the same SNN trained in each library, measured in one run (issue 5).
 
-Not a test.  Quick look (< 1 minute):
+Not a test.  Quick look (about a minute on a loaded 2-core machine):
 
-    python benchmarks/peers.py --arch ff --T 100 --density 0.02 --steps 3 --check-steps 3
+    python benchmarks/peers.py --models spikegrad-fused-events,torch-loop,spyx \
+        --arch ff --T 100 --density 0.02 --steps 3 --check-steps 3
 
-Full run (many minutes; do it on an otherwise idle machine):
+Full run (hours on 2 cores: 12 configurations × 12 models, T = 500 dominating; do it on an
+otherwise idle machine; ``pip install -c constraints.txt -e ".[bench]"`` for the peers):
 
     python benchmarks/peers.py --steps 10 --out results/peers.json
 
@@ -966,7 +968,8 @@ def _run_all(args, models, timed, run_models, archs, Ts, dens) -> dict:
     import torch
     meta = {"torch": torch.__version__, "threads": args.threads, "batch": args.batch,
             "steps": args.steps, "warmup": args.warmup, "check_steps": args.check_steps,
-            "lr": args.lr, "w_gain": args.w_gain, "seed": args.seed, "cpus": os.cpu_count(),
+            "lr": args.lr, "w_gain": args.w_gain if args.w_gain is not None else f"{W_GAIN_K}/sqrt(density)",
+            "seed": args.seed, "cpus": os.cpu_count(),
             "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
             "models": models, "inprocess": args.inprocess}
     print(f"peers benchmark: torch {torch.__version__}, {args.threads} threads, batch {args.batch}, "

@@ -16,10 +16,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikegrad import SNN, LIFParams, SpikegradError, lif_layer, register_surrogate
+from spikegrad import SNN, Config, LIFParams, SpikegradError, lif_layer, register_surrogate
 from spikegrad.kernels import compiled
 from spikegrad.kernels.compiled import CompiledLIF, lif_compiled, saved_bytes_per_neuron_step
-from spikegrad.neurons import available_backends, lif_reference
+from spikegrad.neurons import available_backends, lif_reference, resolve_backend
 
 SURROGATES = ["superspike", "superspike-asym", "sigmoid", "esser", "true"]
 CONNECTIVITY = [("ff", "prop"), ("rc", "prop"), ("rc", "ctl")]
@@ -284,8 +284,22 @@ def test_missing_numba_raises_a_clear_error(monkeypatch):
     ff = torch.rand(2, 5, 3)
     with pytest.raises(SpikegradError, match=r"needs the package numba.*pip install 'numba>=0\.60'"):
         lif_layer(ff, None, LIFParams(), backend="compiled")
-    s_a, _ = lif_layer(ff, None, LIFParams(), backend="auto")  # "auto" is still the reference
-    assert s_a.shape == ff.shape
+    assert resolve_backend("auto") == "fused"  # "auto" falls back to the fused kernel
+    s_a, _ = lif_layer(ff.requires_grad_(), None, LIFParams(), backend="auto")
+    assert type(s_a.grad_fn).__name__ == "FusedLIFBackward"
+    with pytest.raises(SpikegradError, match=r"needs the package numba.*pip install 'numba>=0\.60'"):
+        Config().with_overrides({"model.backend": "compiled"}).validate()
+
+
+def test_auto_is_compiled_where_numba_imports():
+    assert resolve_backend("auto") == "compiled"
+    assert resolve_backend("reference") == "reference"
+    ff = torch.rand(2, 5, 3, requires_grad=True)
+    s_a, _ = lif_layer(ff, None, LIFParams(), backend="auto")
+    s_c, _ = lif_layer(ff, None, LIFParams(), backend="compiled")
+    assert type(s_a.grad_fn) is type(s_c.grad_fn)
+    assert SNN(3, [4], 2).readout.method == "matmul"
+    assert SNN(3, [4], 2, backend="reference").readout.method == "loop"
 
 
 def test_deterministic():

@@ -313,4 +313,4 @@ def test_input_path_is_validated_and_reaches_the_model():
         Config().with_overrides({"model.input_path": "sparse"})
     cfg = Config().with_overrides({"model.input_path": "events", "model.hidden": [4, 3]})
     assert [layer.input_path for layer in build_model(cfg, 20, 10).layers] == ["events", "events"]
-    assert Config().model.input_path == "dense"
+    assert Config().model.input_path == "auto"

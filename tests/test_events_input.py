@@ -2,7 +2,9 @@
 
 Values and gradients (w.r.t. W, and w.r.t. x when x requires grad) must equal the dense
 path to 1e-12 in float64 (relative to the largest entry); a whole SNN must give the same
-loss and parameter gradients with the event path forced on vs forced off (1e-10).
+loss and parameter gradients with the event path forced on vs forced off (1e-10).  The
+event path has two implementations, numba (CPU default) and torch (fallback); the tests
+marked with the ``impl`` fixture run on both, and check which one ran.
 """
 
 import pytest
@@ -10,11 +12,30 @@ import torch
 import torch.nn.functional as F
 
 from spikegrad import SNN, LIFParams, SpikegradError
-from spikegrad.kernels.events import EventProjection, sparse_projection
+import spikegrad.kernels.events as events
+from spikegrad.kernels.compiled import numba_available
+from spikegrad.kernels.events import EventProjection, density, sparse_projection
 from spikegrad.network import LIFLayer
 from spikegrad.neurons import EVENT_DENSITY_MAX, choose_input_path, project_input
 
 DENSITIES = [0.0, 0.001, 0.02, 0.08, 0.5]
+IMPLS = ["numba", "torch"]
+needs_numba = pytest.mark.skipif(not numba_available(), reason="numba not installed")
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request, monkeypatch):
+    """The event implementation under test: "numba" (skipped without numba) or "torch"."""
+    if request.param == "numba" and not numba_available():
+        pytest.skip("numba not installed")
+    monkeypatch.setattr(events, "USE_NUMBA", request.param == "numba")
+    return request.param
+
+
+def ran_numba(x, w):
+    """Whether sparse_projection(x, w) ran the numba kernels (recorded on the autograd node)."""
+    ff = sparse_projection(x, w.detach().requires_grad_())
+    return ff.grad_fn.use_numba
 
 
 def assert_rel_close(got, want, rel=1e-12):
@@ -42,6 +63,7 @@ def project_and_grads(path, x, w, c, x_grad):
 def compare(x, seed=0, n_out=9, x_grad=True):
     gen = torch.Generator().manual_seed(100 + seed)
     w = torch.randn(n_out, x.shape[-1], generator=gen, dtype=x.dtype)
+    assert ran_numba(x, w) == (events.USE_NUMBA and events.numba_available())
     c = torch.randn(*x.shape[:-1], n_out, generator=gen, dtype=x.dtype)
     ff_d, gw_d, gx_d = project_and_grads("dense", x, w, c, x_grad)
     ff_e, gw_e, gx_e = project_and_grads("events", x, w, c, x_grad)
@@ -56,19 +78,19 @@ def compare(x, seed=0, n_out=9, x_grad=True):
     return ff_d, gw_d
 
 
-@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("dens", DENSITIES)
 @pytest.mark.parametrize("counts", [False, True])
 @pytest.mark.parametrize("x_grad", [False, True])
-def test_events_equal_dense_float64(density, counts, x_grad):
-    x = sparse_input(int(density * 1000) + 7 * counts, (5, 40, 60), density, counts)
+def test_events_equal_dense_float64(dens, counts, x_grad, impl):
+    x = sparse_input(int(dens * 1000) + 7 * counts, (5, 40, 60), dens, counts)
     ff, gw = compare(x, x_grad=x_grad)
-    if density == 0.0:
+    if dens == 0.0:
         assert not ff.any() and not gw.any()
-    if counts and density >= 0.02:
+    if counts and dens >= 0.02:
         assert x.max() > 1
 
 
-def test_empty_rows_and_columns():
+def test_empty_rows_and_columns(impl):
     x = sparse_input(3, (4, 30, 25), 0.1)
     x[1] = 0.0            # a silent sample
     x[:, 5:12] = 0.0      # silent time steps
@@ -79,7 +101,7 @@ def test_empty_rows_and_columns():
     assert not gw[:, 3].any()
 
 
-def test_arbitrary_values_and_shapes():
+def test_arbitrary_values_and_shapes(impl):
     """Not only counts: any values (negative, fractional); 2-D and 4-D inputs; one event."""
     gen = torch.Generator().manual_seed(5)
     x = sparse_input(6, (7, 11), 0.2) * torch.randn(7, 11, generator=gen, dtype=torch.float64)
@@ -89,16 +111,29 @@ def test_arbitrary_values_and_shapes():
     one[2, 4, 5] = 2.0
     compare(one)
     compare(torch.zeros(0, 5, 6, dtype=torch.float64))  # empty batch
+    compare(sparse_input(9, (6, 5, 40), 0.2).transpose(0, 1))  # non-contiguous x
 
 
-def test_float32_close():
-    x = sparse_input(9, (8, 50, 70), 0.02, dtype=torch.float32)
+def test_float32_close(impl):
+    x = sparse_input(9, (8, 50, 70), 0.02, counts=True, dtype=torch.float32)
+    x[3] = 0.0
     gen = torch.Generator().manual_seed(1)
-    w = torch.randn(16, 70, generator=gen)
-    torch.testing.assert_close(sparse_projection(x, w), x @ w.t(), rtol=1e-5, atol=1e-5)
+    w = torch.randn(16, 70, generator=gen, requires_grad=True)
+    c = torch.randn(8, 50, 16, generator=gen)
+    assert ran_numba(x, w) == (impl == "numba")
+    ff = sparse_projection(x, w)
+    assert ff.dtype == torch.float32
+    torch.testing.assert_close(ff, x @ w.t(), rtol=1e-5, atol=1e-5)
+    (ff * c).sum().backward()
+    gw = w.grad.clone()
+    w.grad = None
+    ((x @ w.t()) * c).sum().backward()
+    assert gw.dtype == torch.float32
+    torch.testing.assert_close(gw, w.grad, rtol=1e-5, atol=1e-4)
+    assert not ff[3].any()
 
 
-def test_no_grad_needed_and_only_x_grad():
+def test_no_grad_needed_and_only_x_grad(impl):
     x = sparse_input(10, (3, 20, 15), 0.1)
     w = torch.randn(4, 15, dtype=torch.float64)
     with torch.no_grad():
@@ -110,12 +145,91 @@ def test_no_grad_needed_and_only_x_grad():
     assert_rel_close(xg.grad, xd.grad)
 
 
-def test_one_autograd_node():
+def test_one_autograd_node(impl):
     x = sparse_input(11, (2, 10, 8), 0.2)
     w = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
     ff = sparse_projection(x, w)
     assert type(ff.grad_fn).__name__ == "EventProjectionBackward"
     assert EventProjection.__name__ == "EventProjection"
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_numba_equals_torch_fallback_and_is_deterministic(monkeypatch, dtype):
+    """Both implementations on the same input: same values (float64 1e-12), and the numba
+    path gives bitwise the same ff and dW on a repeat."""
+    x = sparse_input(21, (7, 60, 90), 0.03, counts=True, dtype=dtype)
+    x[2] = 0.0                                   # a silent sample
+    x[:, 10:20] = 0.0                            # silent steps
+    x[0, 0, :] = 2.0                             # a full row of double spikes
+    gen = torch.Generator().manual_seed(22)
+    w = torch.randn(33, 90, generator=gen, dtype=dtype)
+    c = torch.randn(7, 60, 33, generator=gen, dtype=dtype)
+    got = {}
+    for name in ["numba", "torch", "numba"]:
+        monkeypatch.setattr(events, "USE_NUMBA", name == "numba")
+        xg = x.clone().requires_grad_()
+        wg = w.clone().requires_grad_()
+        ff = sparse_projection(xg, wg)
+        assert ff.grad_fn.use_numba == (name == "numba")
+        (ff * c).sum().backward()
+        res = (ff.detach(), wg.grad, xg.grad)
+        if name in got:                          # the repeat: bitwise equal
+            assert all(torch.equal(a, b) for a, b in zip(res, got[name]))
+        got[name] = res
+    rel = 1e-12 if dtype == torch.float64 else 1e-5
+    for a, b in zip(got["numba"], got["torch"]):
+        assert_rel_close(a, b, rel=rel)
+    assert not got["numba"][0][2].any() and not got["numba"][0][:, 10:20].any()
+
+
+@needs_numba
+def test_numba_values_exact_for_counts():
+    """Integer weights and counts: every partial sum is an exact float, so the event path must
+    equal the dense product exactly (x = 2 adds the column twice, not once)."""
+    x = torch.zeros(2, 3, 5, dtype=torch.float64)
+    x[0, 1, 2] = 2.0
+    x[0, 1, 4] = 1.0
+    x[1, 2, :] = torch.tensor([3.0, 0.0, -1.0, 0.5, 2.0])
+    w = torch.arange(20, dtype=torch.float64).reshape(4, 5) - 7.0
+    ff = sparse_projection(x, w.clone().requires_grad_())
+    assert ff.grad_fn.use_numba
+    assert torch.equal(ff, x @ w.t())
+    assert torch.equal(ff[0, 1], 2.0 * w[:, 2] + w[:, 4])
+
+
+def test_fallback_when_numba_missing_or_not_applicable(monkeypatch):
+    x = sparse_input(23, (3, 10, 12), 0.2)
+    w = torch.randn(4, 12, dtype=torch.float64)
+    monkeypatch.setattr(events, "numba_available", lambda: False)
+    assert not ran_numba(x, w)
+    compare(x)                                   # the torch path, still equal to dense
+    monkeypatch.undo()
+    # not on the CPU, or a dtype the kernels do not take: the torch implementation
+    assert not events._numba_applies(torch.empty(2, 3, device="meta"), w)
+    assert not events._numba_applies(x.to(torch.bfloat16), w.to(torch.bfloat16))
+    assert events._numba_applies(x, w) == numba_available()
+    xb, wb = x.to(torch.bfloat16), w.to(torch.bfloat16)
+    torch.testing.assert_close(sparse_projection(xb, wb).float(), (xb @ wb.t()).float(),
+                               rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_density(monkeypatch, use_numba):
+    monkeypatch.setattr(events, "USE_NUMBA", use_numba)
+    for dtype in (torch.float32, torch.float64):
+        x = sparse_input(24, (4, 30, 50), 0.05, counts=True, dtype=dtype)
+        want = int(torch.count_nonzero(x)) / x.numel()
+        assert density(x) == want
+        assert density(x.transpose(0, 1)) == want            # non-contiguous
+        y = x.clone()
+        y[0, 0, :3] = torch.tensor([float("nan"), -0.0, float("inf")], dtype=dtype)
+        assert density(y) == int(torch.count_nonzero(y)) / y.numel()
+        assert density(x.clone().requires_grad_()) == want
+    assert density(torch.zeros(3, 4)) == 0.0
+    assert density(torch.ones(3, 4, dtype=torch.float64)) == 1.0
+    assert density(torch.zeros(0, 4)) == 0.0
+    assert density(torch.tensor([0, 2, 0, 1])) == 0.5                # integer input
 
 
 def test_errors():
@@ -151,7 +265,7 @@ def test_layer_uses_the_chosen_path(monkeypatch):
     calls = []
     real = neurons.sparse_projection
     monkeypatch.setattr(neurons, "sparse_projection", lambda x, w: calls.append(1) or real(x, w))
-    assert LIFLayer(100, 6, LIFParams()).input_path == "dense"  # the default until results are re-measured
+    assert LIFLayer(100, 6, LIFParams()).input_path == "auto"  # the default
     layer = LIFLayer(100, 6, LIFParams(), input_path="auto")
     layer(sparse_input(14, (2, 10, 100), 0.01, dtype=torch.float32))
     assert len(calls) == 1

@@ -47,9 +47,9 @@ def test_second_layer_uses_the_measured_rate_of_the_first():
     readout_before = model.readout.weight.clone()
     info = fluctuation_init_(model, x, 1.0, generator=torch.Generator().manual_seed(0))
     s1, _ = model.layers[0](x)
-    assert info[1]["input_rate"] == pytest.approx(float(s1.mean()), rel=1e-6)
+    assert info[1]["input_rate"] == pytest.approx(float(s1.detach().mean()), rel=1e-6)
     energy = psp_energy(model.params)
-    assert info[1]["sigma_w"] == pytest.approx(1.0 / math.sqrt(64 * float(s1.mean()) * energy))
+    assert info[1]["sigma_w"] == pytest.approx(1.0 / math.sqrt(64 * float(s1.detach().mean()) * energy))
     assert torch.equal(model.readout.weight, readout_before)
 
 

@@ -120,7 +120,7 @@ def test_unknown_backend_raises():
 def test_time_loop_has_no_select_nodes():
     """Indexing h[:, t] in the loop makes backward O(T^2) (SCIENCE.md §7); unbind avoids it."""
     ff = torch.randn(2, 30, 3, requires_grad=True)
-    s, u = lif_layer(ff, torch.randn(3, 3), LIFParams())
+    s, u = lif_layer(ff, torch.randn(3, 3), LIFParams(), backend="reference")
     seen, stack, names = set(), [s.grad_fn, u.grad_fn], set()
     while stack:
         node = stack.pop()

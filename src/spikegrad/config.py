@@ -61,8 +61,8 @@ class ModelConfig:
     readout: str = "max"
     readout_init: float = -1e-3        # U_out[0]
     readout_steps: int = 0             # response window: the readout sees only the last N steps; 0: all
-    backend: str = "auto"              # LIF kernel: "auto" (= reference for now), "reference", "fused"
-    input_path: str = "dense"          # x·Wᵀ: "dense", "events" (cost ∝ input events) or "auto"
+    backend: str = "auto"              # LIF kernel: "auto" (compiled if numba imports, else fused), "reference", "fused", "compiled"
+    input_path: str = "auto"           # x·Wᵀ: "auto" (events for sparse CPU input), "dense", "events" (cost ∝ input events)
     init: str = "uniform"              # "uniform" (paper §4.2.3) or "fluctuation" (σ_U-targeted, see spikegrad.init)
     init_sigma_u: float = 1.0          # fluctuation init: target std of the free membrane potential
 
@@ -131,6 +131,9 @@ class Config:
             raise SpikegradError(f"unknown model.init {m.init!r}; choose one of: {', '.join(INITS)}")
         if not (math.isfinite(m.init_sigma_u) and m.init_sigma_u > 0):
             raise SpikegradError(f"model.init_sigma_u must be > 0, got {m.init_sigma_u}")
+        if m.backend == "compiled" and "compiled" not in available_backends():
+            raise SpikegradError("model.backend 'compiled' needs the package numba, which cannot be imported; "
+                                 "install it with: pip install 'numba>=0.60' (or choose 'fused' or 'reference')")
         if m.backend not in available_backends():
             raise SpikegradError(f"unknown backend {m.backend!r}; choose one of: {', '.join(available_backends())}")
         self.neuron_params()

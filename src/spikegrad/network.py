@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .errors import SpikegradError
-from .neurons import INPUT_PATHS, LIFParams, decay, leaky_readout, lif_layer, project_input
+from .neurons import INPUT_PATHS, LIFParams, decay, leaky_readout, lif_layer, project_input, resolve_backend
 from .kernels.readout import leaky_readout_matmul
 from .readouts import get_readout
 
@@ -41,7 +41,7 @@ class LIFLayer(nn.Module):
     """
 
     def __init__(self, n_in: int, n_out: int, params: LIFParams, recurrent: bool = False,
-                 backend: str = "auto", input_path: str = "dense"):
+                 backend: str = "auto", input_path: str = "auto"):
         super().__init__()
         self.params = params
         self.backend = backend
@@ -123,17 +123,17 @@ class SNN(nn.Module):
         params: neuron dynamics and gradient switches.  tau_out: readout time constant (s).
         readout: ``max``/``sum``/``mean``/``last``.  readout_init: U_out[0].
         readout_steps: response window: the readout sees only the last this many steps (0: all).
-        backend: LIF kernel of every hidden layer.  input_path: how every hidden layer
-        computes x Wᵀ ("dense", the default; "events"; "auto": event-driven for sparse CPU
-        input, else dense); change later with :meth:`set_input_path`.  Both paths give the
-        same values up to float rounding, so the default stays "dense" until the documented
-        results are re-measured with "auto".
+        backend: LIF kernel of every hidden layer ("auto": compiled where numba imports,
+        else fused; "reference" is the plain autograd loop, and keeps the readout a loop too).
+        input_path: how every hidden layer computes x Wᵀ ("auto", the default: event-driven
+        for sparse CPU input, else dense; "dense"; "events"); change later with
+        :meth:`set_input_path`.  All choices give the same values up to float rounding.
     """
 
     def __init__(self, n_inputs: int, hidden: Sequence[int], n_classes: int,
                  params: LIFParams | None = None, recurrent: bool = False,
                  tau_out: float = 20e-3, readout: str = "max", readout_init: float = -1e-3,
-                 backend: str = "auto", readout_steps: int = 0, input_path: str = "dense"):
+                 backend: str = "auto", readout_steps: int = 0, input_path: str = "auto"):
         super().__init__()
         params = params or LIFParams()
         sizes = [int(n_inputs), *[int(h) for h in hidden]]
@@ -148,7 +148,7 @@ class SNN(nn.Module):
             for a, b in zip(sizes[:-1], sizes[1:]))
         # The reference backend keeps the plain time loop for the readout too; every fast
         # backend computes it as one matmul (equal up to rounding).
-        method = "loop" if backend in ("auto", "reference") else "matmul"
+        method = "loop" if resolve_backend(backend) == "reference" else "matmul"
         self.readout = Readout(sizes[-1], n_classes, params, tau_out, readout, readout_init, readout_steps,
                                method)
 

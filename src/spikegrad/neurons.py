@@ -141,7 +141,8 @@ LayerKernel = Callable[[torch.Tensor, "torch.Tensor | None", LIFParams], tuple[t
 # with a hand-written adjoint (kernels/fused.py; bitwise-identical forward, gradients equal
 # to the reference's up to rounding).  "compiled": the same adjoint with the time loop in
 # numba (kernels/compiled.py; needs the numba package, listed only when it imports, and
-# raises a SpikegradError naming it when selected without it).  "auto" still means "reference".
+# raises a SpikegradError naming it when selected without it).  "auto": the fastest one
+# available (:func:`resolve_backend`).
 _KERNELS: dict[str, LayerKernel] = {"reference": lif_reference, "fused": lif_fused,
                                     "compiled": lif_compiled}
 _OPTIONAL_KERNELS: dict[str, Callable[[], bool]] = {"compiled": numba_available}
@@ -152,11 +153,22 @@ def available_backends() -> list[str]:
     return ["auto", *sorted(names)]
 
 
+def resolve_backend(backend: str) -> str:
+    """The kernel a backend name runs: "auto" → "compiled" where numba imports, else "fused".
+
+    (The compiled kernel itself hands CUDA tensors and user-registered surrogates to
+    "fused".)  Every other name is returned unchanged.
+    """
+    if backend != "auto":
+        return backend
+    return "compiled" if numba_available() else "fused"
+
+
 def lif_layer(
     ff: torch.Tensor, v: torch.Tensor | None, p: LIFParams, backend: str = "auto"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run a LIF layer over all time steps with the chosen kernel (one dispatch point)."""
-    name = "reference" if backend == "auto" else backend
+    name = resolve_backend(backend)
     try:
         kernel = _KERNELS[name]
     except KeyError:

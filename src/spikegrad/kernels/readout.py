@@ -38,7 +38,9 @@ def leaky_readout_matmul(h: torch.Tensor, decay_out: float, decay_syn: float, ga
     """Same contract as :func:`spikegrad.neurons.leaky_readout`: h [batch, time, out] → U_out."""
     mat, rest = _filter_matrix(h.shape[1], float(decay_out), float(decay_syn), float(gain))
     mat = mat.to(device=h.device, dtype=h.dtype)
-    out = torch.matmul(mat, h)  # [T, T] @ [B, T, C] → [B, T, C]
+    batch, steps, n = h.shape
+    # One [T, T] @ [T, B·C] product (a broadcast matmul would run B small ones).
+    out = (mat @ h.transpose(0, 1).reshape(steps, batch * n)).reshape(steps, batch, n).transpose(0, 1)
     if u0 != 0.0:
         out = out + float(u0) * rest.to(device=h.device, dtype=h.dtype)[:, None]
     return out

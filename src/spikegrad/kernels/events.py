@@ -21,17 +21,19 @@ exact zeros.
 Two implementations, same contract, same values up to rounding:
 
 * numba (CPU, float32/float64, numba importable; the default there): the forward pass is
-  ONE compiled pass over the dense x that, row by row, records the row's events in the
-  CSR arrays and adds x_e · Wᵀ[i_e, :] to the row's output (rows of a contiguous copy
-  Wᵀ [N_in, N_out], made once per call: each event is one vectorised row update of
-  length N_out).  The backward pass accumulates dWᵀ[i_e, :] += x_e · δff[m_e, :] over
-  the CSR in row order into a Wᵀ-shaped buffer, then transposes it.  Serial (one
-  thread), events in a fixed order (rows, then increasing input index within a row), so
-  the same input gives bitwise the same output.  Compiled lazily on first use and cached
-  on disk (``cache=True``), as in :mod:`spikegrad.kernels.compiled`.  Finding the events
-  costs one read of x with a compare per element, next to which ``torch.nonzero`` plus
-  index, sort and ``embedding_bag`` (the torch implementation) was the bottleneck of the
-  whole projection at 1–2 % density.
+  two compiled passes over the dense x: a branch-free (vectorised) count of the events
+  per row gives the CSR row pointers (and the exact sizes to allocate), then, row by row,
+  the row's events are recorded in the CSR arrays and x_e · Wᵀ[i_e, :] is added to the
+  row's output (rows of a contiguous copy Wᵀ [N_in, N_out], made once per call: each
+  event is one vectorised row update of length N_out).  The backward pass accumulates
+  dWᵀ[i_e, :] += x_e · δff[m_e, :] over the CSR in row order into a Wᵀ-shaped buffer,
+  then transposes it.  Serial (one thread), events in a fixed order (rows, then
+  increasing input index within a row), so the same input gives bitwise the same output.
+  Compiled lazily on first use and cached on disk (``cache=True``), as in
+  :mod:`spikegrad.kernels.compiled`.  Finding the events costs reads of x with a compare
+  per element (≈ 4 ms for 64·100·700 float32 on a loaded machine), next to which
+  ``torch.nonzero`` plus index, sort and ``embedding_bag`` (the torch implementation)
+  was the bottleneck of the whole projection at 1–2 % density.
 * torch (the fallback: numba missing, tensors not on the CPU, other dtypes, or
   :data:`USE_NUMBA` False): one ``nonzero`` over x, then two CSR-matrix × dense products
   by ``torch.nn.functional.embedding_bag`` (mode "sum" with per-sample weights; the bags

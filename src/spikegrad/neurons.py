@@ -33,7 +33,7 @@ import torch
 
 from .errors import SpikegradError
 from .kernels.compiled import lif_compiled, numba_available
-from .kernels.events import sparse_projection
+from .kernels.events import density as event_density, sparse_projection
 from .kernels.fused import lif_fused
 from .surrogates import Surrogate, get_surrogate, spike
 
@@ -202,7 +202,7 @@ def choose_input_path(x: torch.Tensor, w: torch.Tensor) -> str:
     if (x.device.type != "cpu" or w.device.type != "cpu" or not x.is_floating_point()
             or x.dtype != w.dtype or x.numel() == 0):
         return "dense"
-    density = int(torch.count_nonzero(x)) / x.numel()
+    density = event_density(x)
     return "events" if density < EVENT_DENSITY_MAX else "dense"
 
 

@@ -43,7 +43,7 @@ def epoch_seconds(cfg: Config, splits, epochs: int) -> tuple[list[float], float]
             out = F.cross_entropy(model(x), y)
             out.backward()
             opt.step()
-            loss = float(out)
+            loss = out.item()
         times.append(time.perf_counter() - t0)
     return times, loss
 

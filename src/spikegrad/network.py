@@ -16,10 +16,11 @@ from torch import nn
 
 from .errors import SpikegradError
 from .neurons import INPUT_PATHS, LIFParams, decay, leaky_readout, lif_layer, project_input, resolve_backend
-from .kernels.readout import leaky_readout_matmul
+from .kernels.readout import leaky_readout_fast
 from .readouts import get_readout
 
-READOUT_METHODS = ("loop", "matmul")  # the reference time loop, or one matmul (kernels/readout.py)
+READOUT_METHODS = ("loop", "matmul")  # the reference time loop, or the fast kernels of kernels/readout.py
+# ("matmul": the compiled recursion where numba imports, else one Toeplitz matmul)
 
 
 def _uniform_fan_in(shape: tuple[int, int]) -> nn.Parameter:
@@ -90,7 +91,7 @@ class Readout(nn.Module):
         """
         if self.window:
             x = x[:, -self.window:]
-        fn = leaky_readout if self.method == "loop" else leaky_readout_matmul
+        fn = leaky_readout if self.method == "loop" else leaky_readout_fast
         return fn(x @ self.weight.t(), self.decay_out, self.decay_syn, self.gain, self.initial_state)
 
     def reduce(self, trace: torch.Tensor) -> torch.Tensor:

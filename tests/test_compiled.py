@@ -269,7 +269,7 @@ def test_auto_is_compiled_where_numba_imports():
     s_a, _ = lif_layer(ff, None, LIFParams(), backend="auto")
     s_c, _ = lif_layer(ff, None, LIFParams(), backend="compiled")
     assert type(s_a.grad_fn) is type(s_c.grad_fn)
-    assert SNN(3, [4], 2).readout.method == "matmul"
+    assert SNN(3, [4], 2).readout.method == "fast"
     assert SNN(3, [4], 2, backend="reference").readout.method == "loop"
 
 

@@ -19,8 +19,9 @@ from .neurons import INPUT_PATHS, LIFParams, decay, leaky_readout, lif_layer, pr
 from .kernels.readout import leaky_readout_fast
 from .readouts import get_readout
 
-READOUT_METHODS = ("loop", "matmul")  # the reference time loop, or the fast kernels of kernels/readout.py
-# ("matmul": the compiled recursion where numba imports, else one Toeplitz matmul)
+# The reference time loop, or kernels/readout.py's fast path (the compiled recursion where
+# numba imports, else one Toeplitz matmul).
+READOUT_METHODS = ("loop", "fast")
 
 
 def _uniform_fan_in(shape: tuple[int, int]) -> nn.Parameter:
@@ -148,8 +149,8 @@ class SNN(nn.Module):
             LIFLayer(a, b, params, recurrent, backend, input_path)
             for a, b in zip(sizes[:-1], sizes[1:]))
         # The reference backend keeps the plain time loop for the readout too; every fast
-        # backend computes it as one matmul (equal up to rounding).
-        method = "loop" if resolve_backend(backend) == "reference" else "matmul"
+        # backend uses the fast readout (equal to the loop up to rounding).
+        method = "loop" if resolve_backend(backend) == "reference" else "fast"
         self.readout = Readout(sizes[-1], n_classes, params, tau_out, readout, readout_init, readout_steps,
                                method)
 

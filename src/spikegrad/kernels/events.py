@@ -54,17 +54,15 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from ..errors import SpikegradError
-from .compiled import _require_numba, numba_available
+from .compiled import _DTYPES, _require_numba, numba_available
 
 # Use the numba kernels where they apply (CPU, float32/float64, numba importable).  Set to
 # False to force the torch implementation (tests compare the two).
 USE_NUMBA = True
 
-_NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
-
 
 def _numba_applies(*tensors: torch.Tensor) -> bool:
-    return (USE_NUMBA and all(t.device.type == "cpu" and t.dtype in _NP_DTYPES for t in tensors)
+    return (USE_NUMBA and all(t.device.type == "cpu" and t.dtype in _DTYPES for t in tensors)
             and numba_available())
 
 
@@ -211,7 +209,7 @@ def _forward_numba(xf: torch.Tensor, w: torch.Tensor):
     wt = w.detach().t().contiguous()                          # Wᵀ [N_in, N_out]
     ff = xc.new_empty(m, n_out)
     forward(xn, wt.numpy(), ff.numpy(), ptr.numpy(), idx.numpy(), val.numpy(),
-            _NP_DTYPES[xc.dtype](0))                          # pass 2: CSR + ff
+            _DTYPES[xc.dtype](0))                          # pass 2: CSR + ff
     return ff, (ptr, idx, val)
 
 

@@ -1,4 +1,4 @@
-"""The leaky readout as one matrix product instead of a loop over time steps.
+"""The leaky readout without a Python loop over time steps: compiled recursion or one matmul.
 
 The readout (SCIENCE.md §1) is linear and time-invariant:
 
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from .compiled import numba_available
+from .compiled import _DTYPES, _require_numba, numba_available
 
 
 @lru_cache(maxsize=32)
@@ -100,13 +100,10 @@ def _readout_backward_py(gout, a, s, g, gh):
 
 def _readout_kernels():
     if "k" not in _JIT:
-        import numba
+        numba = _require_numba()
         opts = dict(cache=True, fastmath=False, nogil=True)
         _JIT["k"] = (numba.njit(**opts)(_readout_forward_py), numba.njit(**opts)(_readout_backward_py))
     return _JIT["k"]
-
-
-_NP = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 class CompiledReadout(torch.autograd.Function):
@@ -114,7 +111,7 @@ class CompiledReadout(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, decay_out: float, decay_syn: float, gain: float, u0: float):
-        dt = _NP[h.dtype]
+        dt = _DTYPES[h.dtype]
         hc = h.detach().contiguous()
         out = torch.empty_like(hc)
         fwd, _ = _readout_kernels()
@@ -127,7 +124,7 @@ class CompiledReadout(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, gout: torch.Tensor):
         a, s, g = ctx.coef
-        dt = _NP[gout.dtype]
+        dt = _DTYPES[gout.dtype]
         gc = gout.contiguous()
         gh = torch.empty_like(gc)
         _, bwd = _readout_kernels()
@@ -139,6 +136,6 @@ class CompiledReadout(torch.autograd.Function):
 def leaky_readout_fast(h: torch.Tensor, decay_out: float, decay_syn: float, gain: float,
                        u0: float) -> torch.Tensor:
     """The compiled recursion on CPU float32/float64 where numba imports, else the matmul."""
-    if h.device.type == "cpu" and h.dtype in _NP and numba_available():
+    if h.device.type == "cpu" and h.dtype in _DTYPES and numba_available():
         return CompiledReadout.apply(h, float(decay_out), float(decay_syn), float(gain), float(u0))
     return leaky_readout_matmul(h, decay_out, decay_syn, gain, u0)

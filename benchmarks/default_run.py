@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from spikegrad import Config
+from spikegrad.allocator import tune_allocator
 from spikegrad.data import load_dataset
 from spikegrad.neurons import resolve_backend
 from spikegrad.training import build_model, iterate_batches
@@ -55,10 +56,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    tuned = tune_allocator()  # as `spikegrad train` does; both paths run in this process
     base = Config()
     splits = load_dataset(base)
     cfgs = {name: base.with_overrides(over) for name, over in PATHS.items()}
-    print(f"default backend 'auto' runs {resolve_backend('auto')!r}; torch threads {args.threads}")
+    print(f"default backend 'auto' runs {resolve_backend('auto')!r}; torch threads {args.threads}; "
+          f"malloc tuning {'on' if tuned else 'off'}")
     epoch_seconds(cfgs["default"], splits, 1)  # warm-up: numba compile / cache load
     times = {name: [] for name in cfgs}
     losses = {}

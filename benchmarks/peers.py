@@ -784,6 +784,8 @@ def run_one(spec: Spec) -> dict:
 def child_main(spec_json: str) -> None:
     spec = spec_from_dict(json.loads(spec_json))
     limit_threads(spec.threads)
+    from spikegrad.allocator import tune_allocator
+    tune_allocator()  # every model alike, as `spikegrad train` runs (spikegrad.allocator)
     try:
         res = run_one(spec)
     except Exception as e:  # noqa: BLE001 - reported, the parent goes on

@@ -308,6 +308,34 @@ def test_backward_blocks_of_rows(monkeypatch, rows):
     compare(p, ff, v)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("surrogate,reset,conn", list(itertools.product(SURROGATES, ["zero", "subtract"],
+                                                                         CONNECTIVITY)))
+def test_simple_backward_equals_general_and_reference(monkeypatch, surrogate, reset, conn, dtype):
+    """Only the spikes carry a gradient and the reset is detached (the defaults): the fused
+    one-pass backward gives bitwise the general kernel's gradients, serial, in blocks of
+    rows and over two threads, and the reference's to 1e-9 (float64)."""
+    recurrent = conn[0] == "rc"
+    p = LIFParams(reset=reset, recurrent_grad=conn[1], surrogate=surrogate, beta=5.0)
+    ff, v = make_inputs(7 + CONNECTIVITY.index(conn), batch=5, steps=30, n=7, recurrent=recurrent,
+                        dtype=dtype)
+    if dtype == torch.float64:
+        compare(p, ff, v, volt_grad=False)
+    for rows, threads in [(1, 1), (3, 1), (8, 2)]:
+        monkeypatch.setattr(compiled, "_BACKWARD_BLOCK_ROWS", rows)
+        monkeypatch.setattr(compiled, "_threads", lambda numba, r, w, k=threads: k)
+        fast = outputs_and_grads(lif_compiled, ff, v, p, volt_grad=False)
+        monkeypatch.setattr(compiled, "_SIMPLE_BACKWARD", False)
+        general = outputs_and_grads(lif_compiled, ff, v, p, volt_grad=False)
+        monkeypatch.setattr(compiled, "_SIMPLE_BACKWARD", True)
+        assert torch.equal(fast[0], general[0])
+        assert torch.equal(fast[2][0], general[2][0])
+        if surrogate != "true":
+            assert fast[2][0].abs().sum() > 0
+        if recurrent:  # dL/dV: per-thread partial sums in the same order in both kernels
+            assert torch.equal(fast[2][1], general[2][1])
+
+
 def _snn_loss_and_grads(backend, opt, recurrent):
     torch.manual_seed(0)
     p = LIFParams(**opt)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from .allocator import tune_allocator
 from .config import Config, load_config
 from .data import DataSplits, DenseData, EventData, load_dataset
 from .errors import SpikegradError
@@ -202,6 +203,7 @@ def _check_resumable(run_dir: Path) -> None:
 def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | None,
            resume: bool) -> dict:
     t0 = time.perf_counter()
+    tune_allocator()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     splits = splits or load_dataset(cfg)

@@ -1,0 +1,53 @@
+"""The malloc settings (spikegrad.allocator): big tensors reuse freed memory instead of
+page-faulting fresh pages, and the environment switch turns it off."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from spikegrad import allocator
+
+PROBE = r"""
+import json, resource, sys
+import torch
+from spikegrad.allocator import tune_allocator
+applied = tune_allocator()
+def churn():
+    # the pattern of a training step: several big tensors made, used and freed
+    for _ in range(20):
+        a = torch.ones(4 << 20)            # 16 MiB each
+        b = a + 1.0
+        del a, b
+churn()                                    # first round: the heap grows (faults either way)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+churn()
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(json.dumps({"applied": applied, "faults": faults}))
+"""
+
+
+def _probe(switch: str) -> dict:
+    env = dict(os.environ, **{allocator.ENV_SWITCH: switch})
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(allocator._libc() is None, reason="needs Linux with glibc")
+def test_tuned_allocator_reuses_freed_big_blocks():
+    tuned, plain = _probe("1"), _probe("0")
+    assert tuned["applied"] is True and plain["applied"] is False
+    pages = 40 * (16 << 20) // 4096        # 40 tensors of 16 MiB, 4 KiB pages
+    assert plain["faults"] > pages // 2     # glibc maps and unmaps each one
+    assert tuned["faults"] < pages // 20    # reused from the process's heap
+
+
+def test_switch_off_and_once_per_process(monkeypatch):
+    monkeypatch.setattr(allocator, "_state", {})
+    monkeypatch.setenv(allocator.ENV_SWITCH, "0")
+    assert allocator.tune_allocator() is False
+    monkeypatch.setenv(allocator.ENV_SWITCH, "1")
+    assert allocator.tune_allocator() is False  # decided once per process

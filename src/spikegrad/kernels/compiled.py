@@ -178,6 +178,25 @@ def _forward_py(ff, vt, has_v, a, bs, g, one, zero, zero_reset, keep_pre,
                 last = t == steps - 1
                 for r in range(b1 - b0):
                     b = b0 + r
+                    if not keep_pre and not has_v:          # one fused pass per row and step
+                        if last:
+                            for i in range(n):
+                                spikes[b, t, i] = one if volts[b, t, i] > one else zero
+                        elif zero_reset:
+                            for i in range(n):
+                                x = volts[b, t, i]
+                                s_i = one if x > one else zero
+                                spikes[b, t, i] = s_i
+                                volts[b, t + 1, i] = (a * x + g * cur[r, i]) * (one - s_i)
+                                cur[r, i] = bs * cur[r, i] + ff[b, t, i]
+                        else:
+                            for i in range(n):
+                                x = volts[b, t, i]
+                                s_i = one if x > one else zero
+                                spikes[b, t, i] = s_i
+                                volts[b, t + 1, i] = (a * x + g * cur[r, i]) - s_i
+                                cur[r, i] = bs * cur[r, i] + ff[b, t, i]
+                        continue
                     u_t = volts[b, t]
                     s_t = spikes[b, t]
                     for i in range(n):                      # S[n] = Θ(U[n] − 1)

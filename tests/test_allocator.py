@@ -16,9 +16,12 @@ import torch
 from spikegrad.allocator import tune_allocator
 applied = tune_allocator()
 def churn():
-    # the pattern of a training step: several big tensors made, used and freed
-    for _ in range(20):
-        a = torch.ones(4 << 20)            # 16 MiB each
+    # the pattern of a training step: big tensors made, used and freed.  48 MiB: above
+    # glibc's largest dynamic mmap threshold (32 MiB), so without the settings every one
+    # is a fresh mapping whatever glibc learnt before (smaller blocks fault too, but only
+    # when glibc trims its heap, which depends on the history).
+    for _ in range(5):
+        a = torch.ones(12 << 20)           # 48 MiB each
         b = a + 1.0
         del a, b
 churn()                                    # first round: the heap grows (faults either way)
@@ -40,9 +43,10 @@ def _probe(switch: str) -> dict:
 def test_tuned_allocator_reuses_freed_big_blocks():
     tuned, plain = _probe("1"), _probe("0")
     assert tuned["applied"] is True and plain["applied"] is False
-    pages = 40 * (16 << 20) // 4096        # 40 tensors of 16 MiB, 4 KiB pages
+    pages = 10 * (48 << 20) // 4096        # 10 tensors of 48 MiB, 4 KiB pages
     assert plain["faults"] > pages // 2     # glibc maps and unmaps each one
-    assert tuned["faults"] < pages // 20    # reused from the process's heap
+    assert tuned["faults"] <= pages // 5    # reused from the process's heap (measured: 0, at
+                                            # times one tensor's pages)
 
 
 def test_switch_off_and_once_per_process(monkeypatch):

@@ -206,7 +206,7 @@ def test_figure_command_one_line_errors(tmp_path, capsys):
 
 # -- the ready sweep files -----------------------------------------------------------------
 
-@pytest.mark.parametrize("name, full, quick, quick_epochs", [("fig3", 1512, 36, 12), ("fig5", 720, 16, 12),
+@pytest.mark.parametrize("name, full, quick, quick_epochs", [("fig3", 1512, 72, 30), ("fig5", 720, 16, 12),
                                                              ("fig5_recurrent", 720, 16, 12), ("fig9", 144, 18, 12)])
 def test_experiment_sweep_files_validate_and_quick_shrinks_them(name, full, quick, quick_epochs):
     spec = sweeps.load_sweep(EXPERIMENTS / f"{name}.toml")

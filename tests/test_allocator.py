@@ -43,10 +43,12 @@ def _probe(switch: str) -> dict:
 def test_tuned_allocator_reuses_freed_big_blocks():
     tuned, plain = _probe("1"), _probe("0")
     assert tuned["applied"] is True and plain["applied"] is False
-    pages = 10 * (48 << 20) // 4096        # 10 tensors of 48 MiB, 4 KiB pages
-    assert plain["faults"] > pages // 2     # glibc maps and unmaps each one
-    assert tuned["faults"] <= pages // 5    # reused from the process's heap (measured: 0, at
-                                            # times one tensor's pages)
+    # glibc maps and unmaps each of the 10 tensors: at least one fault per page of each
+    # (4 KiB pages: 122880 measured; 2 MiB transparent huge pages would give ≥ 240)
+    assert plain["faults"] >= 10 * (48 << 20) // (2 << 20)
+    # with the settings they come from the process's heap: measured 0, at times one
+    # tensor's pages — at most a fifth of the plain count
+    assert tuned["faults"] <= plain["faults"] // 5
 
 
 def test_switch_off_and_once_per_process(monkeypatch):

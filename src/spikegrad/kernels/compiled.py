@@ -35,6 +35,14 @@ Memory order: the forward pass takes one batch row at a time through all steps (
 the same, except with the dense λI·V product (recurrent_grad "prop"), where blocks of 8
 rows go through time together so that each row of V read from cache serves the block.
 
+Backward paths: the common case — only the spikes carry a gradient and the reset is
+detached — runs ``_backward_simple_py`` (one fused loop per row and step, bitwise the
+general kernel's results); with the dense λI·V it runs step by step instead
+(``_stepwise_recurrent``: one torch matmul plus one compiled call per step).  Everything
+else runs the general ``_backward_py``.  All kernels are compiled with
+``error_model="numpy"``: numba's default checks every division for zero, which keeps the
+surrogate loops from vectorising.
+
 Parallelism: the batch can be split into one chunk per thread (``prange``).  One thread by
 default (:func:`set_num_threads`: on the loaded, shared 2-core machine this was written
 on, two threads were slower than one).  Results do not depend on the thread count except

@@ -190,7 +190,7 @@ def _forward_py(ff, vt, has_v, a, bs, g, one, zero, zero_reset, keep_pre,
                 for r in range(b1 - b0):
                     b = b0 + r
                     if not keep_pre:                        # one fused pass per row and step
-                        if last:
+                        if last:                            # U[T], I[T] are not outputs
                             for i in range(n):
                                 spikes[b, t, i] = one if volts[b, t, i] > one else zero
                         elif zero_reset:
@@ -199,7 +199,7 @@ def _forward_py(ff, vt, has_v, a, bs, g, one, zero, zero_reset, keep_pre,
                                 s_i = one if x > one else zero
                                 spikes[b, t, i] = s_i
                                 volts[b, t + 1, i] = (a * x + g * cur[r, i]) * (one - s_i)
-                                cur[r, i] = bs * cur[r, i] + ff[b, t, i]
+                                cur[r, i] = bs * cur[r, i] + ff[b, t, i]  # I[n+1] = β_syn I[n] + ff[n] …
                         else:
                             for i in range(n):
                                 x = volts[b, t, i]
@@ -207,53 +207,29 @@ def _forward_py(ff, vt, has_v, a, bs, g, one, zero, zero_reset, keep_pre,
                                 spikes[b, t, i] = s_i
                                 volts[b, t + 1, i] = (a * x + g * cur[r, i]) - s_i
                                 cur[r, i] = bs * cur[r, i] + ff[b, t, i]
-                        if has_v and not last:              # … + V·S[n]: spiking columns of V
-                            k = 0
-                            for j in range(n):
-                                if volts[b, t, j] > one:
-                                    fired[k] = j
-                                    k += 1
-                            if k > 0:
-                                for i in range(n):
-                                    rec[i] = zero
-                                for m in range(k):
-                                    vj = vt[fired[m]]
-                                    for i in range(n):
-                                        rec[i] += vj[i]
-                                for i in range(n):
-                                    cur[r, i] = cur[r, i] + rec[i]
-                        continue
-                    u_t = volts[b, t]
-                    s_t = spikes[b, t]
-                    for i in range(n):                      # S[n] = Θ(U[n] − 1)
-                        s_t[i] = one if u_t[i] > one else zero
-                    if keep_pre:
+                    else:                                   # P[n] kept, U[n+1] = P[n] (1 − S[n])
+                        u_t = volts[b, t]
+                        s_t = spikes[b, t]
                         spk_t = spk[b, t]
+                        for i in range(n):                  # S[n] = Θ(U[n] − 1)
+                            s_t[i] = one if u_t[i] > one else zero
                         for i in range(n):
                             spk_t[i] = 1 if u_t[i] > one else 0
-                    if last:                                # U[T], I[T] are not outputs
-                        continue
-                    u_n = volts[b, t + 1]
-                    cur_r = cur[r]
-                    ff_t = ff[b, t]
-                    if keep_pre:                            # P[n] kept, U[n+1] = P[n] (1 − S[n])
-                        p_n = pre[b, t + 1]
-                        for i in range(n):
-                            p_n[i] = a * u_t[i] + g * cur_r[i]
-                        for i in range(n):
-                            u_n[i] = p_n[i] * (one - s_t[i])
-                    elif zero_reset:
-                        for i in range(n):
-                            u_n[i] = (a * u_t[i] + g * cur_r[i]) * (one - s_t[i])
-                    else:
-                        for i in range(n):
-                            u_n[i] = (a * u_t[i] + g * cur_r[i]) - s_t[i]
-                    for i in range(n):                      # I[n+1] = β_syn I[n] + ff[n] …
-                        cur_r[i] = bs * cur_r[i] + ff_t[i]
-                    if has_v:                               # … + V·S[n]: spiking columns of V
+                        if not last:
+                            p_n = pre[b, t + 1]
+                            u_n = volts[b, t + 1]
+                            cur_r = cur[r]
+                            ff_t = ff[b, t]
+                            for i in range(n):
+                                p_n[i] = a * u_t[i] + g * cur_r[i]
+                            for i in range(n):
+                                u_n[i] = p_n[i] * (one - s_t[i])
+                            for i in range(n):
+                                cur_r[i] = bs * cur_r[i] + ff_t[i]
+                    if has_v and not last:                  # … + V·S[n]: spiking columns of V
                         k = 0
                         for j in range(n):
-                            if u_t[j] > one:
+                            if volts[b, t, j] > one:
                                 fired[k] = j
                                 k += 1
                         if k > 0:
@@ -264,8 +240,7 @@ def _forward_py(ff, vt, has_v, a, bs, g, one, zero, zero_reset, keep_pre,
                                 for i in range(n):
                                     rec[i] += vj[i]
                             for i in range(n):
-                                cur_r[i] = cur_r[i] + rec[i]
-
+                                cur[r, i] = cur[r, i] + rec[i]
 
 def _backward_py(volts, pre, spk, keep_pre, gs, has_gs, gu, has_gu, v, prop,
                  a, bs, g, one, zero, beta, code, zero_reset, detach_reset,

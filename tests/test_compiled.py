@@ -316,7 +316,7 @@ def test_simple_backward_equals_general_and_reference(monkeypatch, surrogate, re
     one-pass backward gives bitwise the general kernel's gradients — serial, in blocks of
     rows and over two threads — and the reference's to 1e-9 (float64).  With the recurrent
     adjoint (rc, prop) the default runs step by step with torch's matmul for λI·V: equal to
-    the general kernel up to the order of those sums (and bitwise with that switched off)."""
+    the general kernel up to the order of those sums."""
     recurrent = conn[0] == "rc"
     stepwise = conn == ("rc", "prop") and surrogate != "true"
     p = LIFParams(reset=reset, recurrent_grad=conn[1], surrogate=surrogate, beta=5.0)
@@ -330,17 +330,15 @@ def test_simple_backward_equals_general_and_reference(monkeypatch, surrogate, re
     real_stepwise = compiled._stepwise_recurrent
     monkeypatch.setattr(compiled, "_stepwise_recurrent", lambda *a: (calls.append(1), real_stepwise(*a)))
 
-    def grads(simple, step):
+    def grads(simple):
         monkeypatch.setattr(compiled, "_SIMPLE_BACKWARD", simple)
-        monkeypatch.setattr(compiled, "_STEPWISE_RECURRENT", step)
         return outputs_and_grads(lif_compiled, ff, v, p, volt_grad=False)
 
     for rows, threads in [(1, 1), (3, 1), (8, 2)]:
         monkeypatch.setattr(compiled, "_BACKWARD_BLOCK_ROWS", rows)
         monkeypatch.setattr(compiled, "_threads", lambda numba, r, w, k=threads: k)
-        fast, loop, general = grads(True, True), grads(True, False), grads(False, True)
+        fast, general = grads(True), grads(False)
         assert torch.equal(fast[0], general[0])
-        assert torch.equal(loop[2][0], general[2][0])
         if surrogate != "true":
             assert fast[2][0].abs().sum() > 0
         if stepwise:
@@ -348,7 +346,6 @@ def test_simple_backward_equals_general_and_reference(monkeypatch, surrogate, re
         else:
             assert torch.equal(fast[2][0], general[2][0])
         if recurrent:  # dL/dV: per-thread partial sums in the same order in both loops
-            assert torch.equal(loop[2][1], general[2][1])
             if stepwise:
                 assert_rel_close(fast[2][1], general[2][1], rel=rel)
             elif threads == 1:

@@ -83,11 +83,9 @@ _DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 _MIN_WORK_PER_THREAD = 1 << 15
 _BACKWARD_BLOCK_ROWS = 8
 # The common case (only the spikes carry a gradient, detached reset) runs the fused
-# _backward_simple_py; False forces the general kernel (the tests compare the two).
+# _backward_simple_py, or step by step with the dense recurrent adjoint
+# (_stepwise_recurrent); False forces the general kernel (the tests compare them).
 _SIMPLE_BACKWARD = True
-# The simple case with the recurrent adjoint (recurrent_grad "prop") runs step by step
-# with torch's matmul for λI V (_stepwise_recurrent); False keeps it in the compiled loop.
-_STEPWISE_RECURRENT = True
 
 
 def numba_available() -> bool:
@@ -365,17 +363,17 @@ def _backward_py(volts, pre, spk, keep_pre, gs, has_gs, gu, has_gu, v, prop,
                                     pj[i] += gff_t[i]
 
 
-
-def _backward_simple_py(volts, gs, v, prop, a, bs, g, one, zero, beta, code, zero_reset,
-                        gff, need_v, gvt_parts, rows, nchunks):
+def _backward_simple_py(volts, gs, a, bs, g, one, zero, beta, code, zero_reset,
+                        gff, need_v, gvt_parts, nchunks):
     """The common case of :func:`_backward_py` in one fused loop per row and step.
 
-    Voltages saved, G_S given, no G_U, detached reset (the defaults): then
-    λU[n] = (G_S[n] (+ λI[n+1] V)) h[n] + α q, λI[n] = β_syn λI[n+1] + g q with
-    q = λU[n+1] (1 − S[n]) (zero reset) or λU[n+1] (subtract), the operations of the
-    general kernel in its order.  Indexing the [B, T, N] arrays directly (no row views)
-    and computing SuperSpike's h inline keep the loop vectorised and free of per-row
-    overhead: about twice as fast as the general kernel.
+    Voltages saved, G_S given, no G_U, detached reset (the defaults), no dense λI·V (the
+    recurrent adjoint runs step by step, :func:`_adjoint_step_py`): then
+    λU[n] = G_S[n] h[n] + α q, λI[n] = β_syn λI[n+1] + g q with q = λU[n+1] (1 − S[n])
+    (zero reset) or λU[n+1] (subtract), the operations of the general kernel in its order.
+    Indexing the [B, T, N] arrays directly (no row views) and computing SuperSpike's h
+    inline keep the loop vectorised and free of per-row overhead: about twice as fast as
+    the general kernel.
     """
     batch, steps, n = gff.shape
     last = steps - 1
@@ -383,84 +381,49 @@ def _backward_simple_py(volts, gs, v, prop, a, bs, g, one, zero, beta, code, zer
     for c in prange(nchunks):
         c0 = c * batch // nchunks
         c1 = (c + 1) * batch // nchunks
-        lu = np.empty((rows, n), gff.dtype)                 # λU[n+1]
-        li = np.empty((rows, n), gff.dtype)                 # λI[n+1]
-        acc = np.empty((rows, n), gff.dtype)                # λI[n+1] V
+        lu = np.empty(n, gff.dtype)                         # λU[n+1]
+        li = np.empty(n, gff.dtype)                         # λI[n+1]
         h = np.empty(n, gff.dtype)                          # h(U[n] − 1) when not inline
-        for b0 in range(c0, c1, rows):
-            b1 = min(b0 + rows, c1)
-            nb = b1 - b0
-            for r in range(nb):
-                for i in range(n):
-                    lu[r, i] = zero
-                    li[r, i] = zero
+        for b in range(c0, c1):                             # one row at a time through time
+            for i in range(n):
+                lu[i] = zero
+                li[i] = zero
             for t in range(last, -1, -1):
-                inner = t < last
-                use_acc = prop and inner
-                if use_acc:                                 # acc = λI[n+1] V, row by row of V
-                    for r in range(nb):
+                if not inline_h:
+                    _surrogate_row(code, volts[b, t], h, beta, one, zero)
+                if t == last:                               # λU[T−1] = G_S h, dL/dff = λI[T] = 0
+                    if inline_h:
                         for i in range(n):
-                            acc[r, i] = zero
-                    for k in range(n):
-                        for r in range(nb):
-                            lk = li[r, k]
-                            if lk != zero:
-                                for i in range(n):
-                                    acc[r, i] += lk * v[k, i]
-                for r in range(nb):
-                    b = b0 + r
-                    if not inline_h:
-                        _surrogate_row(code, volts[b, t], h, beta, one, zero)
-                    if not inner:                           # λU[T−1] = G_S h, dL/dff = λI[T] = 0
-                        if inline_h:
-                            for i in range(n):
-                                d = beta * abs(volts[b, t, i] - one) + one
-                                gff[b, t, i] = li[r, i]
-                                lu[r, i] = gs[b, t, i] * (one / (d * d))
-                        else:
-                            for i in range(n):
-                                gff[b, t, i] = li[r, i]
-                                lu[r, i] = gs[b, t, i] * h[i]
-                    elif inline_h and use_acc:
-                        for i in range(n):
-                            x = volts[b, t, i]
-                            d = beta * abs(x - one) + one
-                            q = zero if (x > one) & zero_reset else lu[r, i]
-                            l = li[r, i]
-                            gff[b, t, i] = l
-                            li[r, i] = bs * l + g * q
-                            lu[r, i] = (gs[b, t, i] + acc[r, i]) * (one / (d * d)) + a * q
-                    elif inline_h:
-                        for i in range(n):
-                            x = volts[b, t, i]
-                            d = beta * abs(x - one) + one
-                            q = zero if (x > one) & zero_reset else lu[r, i]
-                            l = li[r, i]
-                            gff[b, t, i] = l
-                            li[r, i] = bs * l + g * q
-                            lu[r, i] = gs[b, t, i] * (one / (d * d)) + a * q
-                    elif use_acc:
-                        for i in range(n):
-                            q = zero if (volts[b, t, i] > one) & zero_reset else lu[r, i]
-                            l = li[r, i]
-                            gff[b, t, i] = l
-                            li[r, i] = bs * l + g * q
-                            lu[r, i] = (gs[b, t, i] + acc[r, i]) * h[i] + a * q
+                            d = beta * abs(volts[b, t, i] - one) + one
+                            gff[b, t, i] = li[i]
+                            lu[i] = gs[b, t, i] * (one / (d * d))
                     else:
                         for i in range(n):
-                            q = zero if (volts[b, t, i] > one) & zero_reset else lu[r, i]
-                            l = li[r, i]
-                            gff[b, t, i] = l
-                            li[r, i] = bs * l + g * q
-                            lu[r, i] = gs[b, t, i] * h[i] + a * q
-                if need_v and inner:                        # (dL/dV)ᵀ[j] += λI[n+1] where S_j[n]
+                            gff[b, t, i] = li[i]
+                            lu[i] = gs[b, t, i] * h[i]
+                    continue
+                if inline_h:
+                    for i in range(n):
+                        x = volts[b, t, i]
+                        d = beta * abs(x - one) + one
+                        q = zero if (x > one) & zero_reset else lu[i]
+                        l = li[i]
+                        gff[b, t, i] = l
+                        li[i] = bs * l + g * q
+                        lu[i] = gs[b, t, i] * (one / (d * d)) + a * q
+                else:
+                    for i in range(n):
+                        q = zero if (volts[b, t, i] > one) & zero_reset else lu[i]
+                        l = li[i]
+                        gff[b, t, i] = l
+                        li[i] = bs * l + g * q
+                        lu[i] = gs[b, t, i] * h[i] + a * q
+                if need_v:                                  # (dL/dV)ᵀ[j] += λI[n+1] where S_j[n]
                     part = gvt_parts[c]
-                    for r in range(nb):
-                        b = b0 + r
-                        for j in range(n):
-                            if volts[b, t, j] > one:
-                                for i in range(n):
-                                    part[j, i] += gff[b, t, i]
+                    for j in range(n):
+                        if volts[b, t, j] > one:
+                            for i in range(n):
+                                part[j, i] += gff[b, t, i]
 
 
 def _adjoint_step_py(t, last, volts, gs, acc, lu, li, h, a, bs, g, one, zero, beta, code,
@@ -638,14 +601,14 @@ class CompiledLIF(torch.autograd.Function):
         rows = _BACKWARD_BLOCK_ROWS if (prop and p.surrogate != "true") else 1
         simple = (_SIMPLE_BACKWARD and not ctx.keep_pre and g_spk is not None and g_volt is None
                   and p.detach_reset)
-        if ref.numel() and simple and prop and p.surrogate != "true" and _STEPWISE_RECURRENT:
+        if ref.numel() and simple and prop and p.surrogate != "true":
             _stepwise_recurrent(volts, gs, vc, p, g_ff, need_v, parts[0] if need_v else parts)
             nchunks = 1
-        elif ref.numel() and simple:
-            _run(2, nchunks, volts.numpy(), gs.numpy(), vc.numpy(), prop and p.surrogate != "true",
+        elif ref.numel() and simple:               # λI·V not needed ("ctl", FF, or h ≡ 0)
+            _run(2, nchunks, volts.numpy(), gs.numpy(),
                  np_dtype(p.decay_mem), np_dtype(p.decay_syn), np_dtype(p.gain),
                  np_dtype(1.0), np_dtype(0.0), np_dtype(p.beta), SURROGATE_CODES[p.surrogate],
-                 p.reset == "zero", g_ff.numpy(), need_v, parts.numpy(), rows)
+                 p.reset == "zero", g_ff.numpy(), need_v, parts.numpy())
         elif ref.numel():
             _run(1, nchunks, volts.numpy(), pre.numpy(), spk.numpy(), ctx.keep_pre,
                  gs.numpy(), g_spk is not None, gu.numpy(), g_volt is not None,

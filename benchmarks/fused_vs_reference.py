@@ -56,12 +56,13 @@ def one_pass(layer, x, c):
 
 
 def kernel_pass(ff, v, backend, c):
-    """The LIF kernel alone on precomputed input currents (no input matmul)."""
+    """The LIF kernel alone on precomputed input currents (no input matmul); its spikes."""
     ff.grad = None
     if v is not None:
         v.grad = None
     s, _ = lif_layer(ff, v, LIFParams(), backend)
     (s * c).sum().backward()
+    return s
 
 
 def main() -> None:

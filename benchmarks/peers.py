@@ -22,7 +22,10 @@ SuperSpike surrogate 1/(10|x| + 1)², detached reset, U_out[0] = −1e-3.
 Models (``--models``; groups ``spikegrad``, ``peers``, ``all``):
 
 * ``spikegrad-<backend>-<path>``: every backend of ``spikegrad.neurons.available_backends()``
-  ("auto" aside) × input path dense / events.
+  ("auto" aside) × input path (:data:`PATHS`): ``dense`` and ``events`` get the same dense
+  tensor as the peers (``events`` finds its nonzeros inside the step); ``eventbatch`` gets
+  the batch as spikegrad's loaders deliver it, an ``EventBatch`` (the nonzeros only), made
+  from that tensor outside the timed region, as the peers' own ``prepare`` steps are.
 * ``torch-loop``: the same equations written out as a plain eager PyTorch loop.
 * ``torch-compile``: that loop with its one-step cell (hidden and readout step) under
   ``torch.compile``, called T times.  ``torch-compile-full`` (opt-in: name it in ``--models``):
@@ -318,8 +321,11 @@ def build_spikegrad(spec: Spec, w: dict, backend: str, path: str) -> TorchModel:
     import torch.nn.functional as F
     from spikegrad.network import SNN
     from spikegrad.neurons import LIFParams, lif_layer
+    from spikegrad.kernels.events import EventBatch
+    if path not in PATHS:
+        raise ValueError(f"unknown spikegrad input path {path!r}; choose one of {PATHS}")
     net = SNN(spec.n_in, [spec.n_hidden], spec.n_out, recurrent=spec.arch == "rc",
-              backend=backend, input_path=path)
+              backend=backend, input_path="auto" if path == "eventbatch" else path)
     with torch.no_grad():
         net.layers[0].weight.copy_(w["W"])
         net.readout.weight.copy_(w["Wout"])
@@ -333,8 +339,11 @@ def build_spikegrad(spec: Spec, w: dict, backend: str, path: str) -> TorchModel:
             lif_layer(ff, v, LIFParams(), backend)
         return sb.total
 
+    def prepare(x, y):  # "eventbatch": the events, as spikegrad's loaders deliver a batch
+        return (EventBatch.from_dense(x) if path == "eventbatch" else x), y
+
     return TorchModel(list(net.parameters()), lambda b: F.cross_entropy(net(b[0]), b[1]),
-                      lambda x, y: (x, y), lif_only=lif_only)
+                      prepare, lif_only=lif_only)
 
 
 def _plain_step(c, spike):
@@ -676,10 +685,17 @@ def _reset_peak() -> bool:
         return False
 
 
+# spikegrad's input paths here: the dense tensor through the dense matmul ("dense") or the
+# event kernel, which finds the events in it inside the step ("events"); or the batch as
+# spikegrad's data loaders hand it to the network, an EventBatch made outside the timed
+# region like every model's `prepare` ("eventbatch").
+PATHS = ("dense", "events", "eventbatch")
+
+
 def spikegrad_models() -> list[str]:
     from spikegrad.neurons import available_backends
     return [f"spikegrad-{be}-{path}" for be in available_backends() if be != "auto"
-            for path in ("dense", "events")]
+            for path in PATHS]
 
 
 def build(spec: Spec, w: dict):

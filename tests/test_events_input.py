@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from spikegrad import SNN, LIFParams, SpikegradError
 import spikegrad.kernels.events as events
 from spikegrad.kernels.compiled import numba_available
-from spikegrad.kernels.events import EventProjection, density, sparse_projection
+from spikegrad.kernels.events import EventBatch, EventProjection, density, sparse_projection
 from spikegrad.network import LIFLayer
 from spikegrad.neurons import EVENT_DENSITY_MAX, choose_input_path, project_input
 
@@ -323,3 +323,125 @@ def test_snn_set_input_path_and_auto():
     a = net(x)
     net.set_input_path("dense")
     torch.testing.assert_close(net(x), a, rtol=1e-5, atol=1e-6)
+
+
+# -- EventBatch: events handed over directly ----------------------------------------------
+
+def test_event_batch_from_dense_roundtrip(impl):
+    x = sparse_input(30, (5, 40, 60), 0.05, counts=True)
+    x[1] = 0.0
+    x[0, 0, :] = torch.linspace(-2, 3, 60, dtype=torch.float64)  # any values; one zero crossing
+    ev = EventBatch.from_dense(x)
+    assert ev.shape == x.shape and ev.dtype == x.dtype and ev.nnz == int(torch.count_nonzero(x))
+    assert ev.ptr.dtype == torch.int64 and ev.idx.dtype == torch.int32
+    assert ev.ptr[0] == 0 and ev.ptr[-1] == ev.nnz and bool((ev.ptr.diff() >= 0).all())
+    rows = ev.rows()
+    assert bool(((rows.diff() > 0) | (ev.idx.diff() > 0)).all())  # rows, then index, increasing
+    assert torch.equal(ev.to_dense(), x)
+    assert ev.density() == density(x) and len(ev) == 5 and ev.dim() == 3
+    assert torch.equal(EventBatch.from_dense(x.transpose(0, 1)).to_dense(), x.transpose(0, 1))
+    e32 = ev.to(dtype=torch.float32)
+    assert e32.dtype == torch.float32 and torch.equal(e32.to_dense(), x.float())
+    assert "events=" in repr(ev)
+
+
+def test_event_batch_projection_equals_dense(impl):
+    """The same values and dW from the events as from the dense x (float64, 1e-12), and
+    an event batch has no gradient of its own."""
+    x = sparse_input(31, (6, 50, 40), 0.03, counts=True)
+    x[2] = 0.0
+    gen = torch.Generator().manual_seed(32)
+    w = torch.randn(11, 40, generator=gen, dtype=torch.float64)
+    c = torch.randn(6, 50, 11, generator=gen, dtype=torch.float64)
+    ff_d, gw_d, _ = project_and_grads("dense", x, w, c, False)
+    for path in ("events", "auto", "dense"):
+        wg = w.clone().requires_grad_()
+        ff = project_input(EventBatch.from_dense(x), wg, path)
+        (ff * c).sum().backward()
+        assert_rel_close(ff.detach(), ff_d)
+        assert_rel_close(wg.grad, gw_d)
+    assert ran_numba(EventBatch.from_dense(x), w) == (impl == "numba")
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_event_kernels_bitwise_same_for_any_thread_count(dtype):
+    """Rows split between threads (forward) and input indices split between threads (dW):
+    every sum keeps its order, so 1, 2 and 3 threads give bitwise the same ff and dW."""
+    x = sparse_input(33, (16, 100, 300), 0.03, counts=True, dtype=dtype)
+    ev = EventBatch.from_dense(x)
+    gen = torch.Generator().manual_seed(34)
+    w = torch.randn(128, 300, generator=gen, dtype=dtype)
+    c = torch.randn(16, 100, 128, generator=gen, dtype=dtype)
+    assert ev.nnz * 128 >= 3 * events._MIN_WORK_PER_THREAD   # large enough to split
+    old = torch.get_num_threads()
+    got = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            wg = w.clone().requires_grad_()
+            ff = sparse_projection(ev, wg)
+            assert ff.grad_fn.use_numba
+            (ff * c).sum().backward()
+            got.append((ff.detach(), wg.grad))
+    finally:
+        torch.set_num_threads(old)
+    for ff, gw in got[1:]:
+        assert torch.equal(ff, got[0][0]) and torch.equal(gw, got[0][1])
+    rel = 1e-12 if dtype == torch.float64 else 1e-5
+    assert_rel_close(got[0][0], x @ w.t(), rel=rel)
+
+
+@pytest.mark.parametrize("backend", ["reference", "fused", "compiled"])
+@pytest.mark.parametrize("path", ["auto", "events", "dense"])
+def test_snn_takes_event_batch(backend, path):
+    """A whole SNN fed the EventBatch gives the dense input's spikes, loss and gradients, on
+    every input path; a float32 batch is cast to a float64 model's dtype."""
+    if backend == "compiled" and not numba_available():
+        pytest.skip("numba not installed")
+    torch.manual_seed(0)
+    net = SNN(30, [20], 5, recurrent=True, backend=backend, input_path=path).double()
+    with torch.no_grad():
+        net.layers[0].weight.mul_(6.0).add_(0.15)
+    x = sparse_input(35, (6, 50, 30), 0.04, counts=True)
+    y = torch.arange(6) % 5
+    out = []
+    for inp in (x, EventBatch.from_dense(x.float())):
+        net.zero_grad()
+        logits, rec = net.run(inp)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        out.append((loss.detach(), rec.spikes[0], [p.grad.clone() for p in net.parameters()]))
+    (l_d, s_d, g_d), (l_e, s_e, g_e) = out
+    assert s_d.sum() > 0 and torch.equal(s_d, s_e)
+    assert_rel_close(l_e, l_d, rel=1e-10)
+    for a, b in zip(g_e, g_d):
+        assert b.abs().sum() > 0
+        assert_rel_close(a, b, rel=1e-10)
+
+
+def test_event_batch_errors():
+    ptr = torch.tensor([0, 1, 1], dtype=torch.int64)
+    idx = torch.tensor([2], dtype=torch.int32)
+    val = torch.ones(1)
+    assert EventBatch(ptr, idx, val, (1, 2, 4)).to_dense()[0, 0, 2] == 1.0
+    with pytest.raises(SpikegradError, match="ptr"):
+        EventBatch(ptr, idx, val, (1, 3, 4))            # 3 rows, 3 pointers
+    with pytest.raises(SpikegradError, match="ptr"):
+        EventBatch(ptr.int(), idx, val, (1, 2, 4))
+    with pytest.raises(SpikegradError, match="idx"):
+        EventBatch(ptr, idx.long(), val, (1, 2, 4))
+    with pytest.raises(SpikegradError, match="idx"):
+        EventBatch(ptr, idx, torch.ones(2), (1, 2, 4))
+    with pytest.raises(SpikegradError, match="ptr must rise"):
+        EventBatch(torch.tensor([0, 2, 1]), idx, val, (1, 2, 4))
+    with pytest.raises(SpikegradError, match="ptr must rise"):
+        EventBatch(torch.tensor([0, 1, 2]), idx, val, (1, 2, 4))
+    with pytest.raises(SpikegradError, match=r"indices must lie in \[0, 4\)"):
+        EventBatch(ptr, torch.tensor([4], dtype=torch.int32), val, (1, 2, 4))
+    with pytest.raises(SpikegradError, match="floating"):
+        EventBatch(ptr, idx, torch.ones(1, dtype=torch.int64), (1, 2, 4))
+    with pytest.raises(SpikegradError, match=r"shape \[1, 2, 4\]"):
+        sparse_projection(EventBatch(ptr, idx, val, (1, 2, 4)), torch.zeros(3, 5))
+    with pytest.raises(SpikegradError, match=r"input must have shape \[batch, time, 5\]"):
+        SNN(5, [3], 2)(EventBatch(ptr, idx, val, (1, 2, 4)))

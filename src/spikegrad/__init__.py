@@ -2,6 +2,7 @@
 
 from .config import Config, load_config
 from .errors import SpikegradError
+from .kernels.events import EventBatch
 from .network import SNN, LIFLayer, Readout, Recording
 from .neurons import LIFParams, lif_layer, lif_reference, lif_step
 from .readouts import available_readouts, get_readout, register_readout
@@ -12,7 +13,7 @@ from .training import evaluate, evaluate_run, resume, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActivityRegularizer", "Config", "LIFLayer", "LIFParams", "Readout", "Recording", "SNN",
+    "ActivityRegularizer", "Config", "EventBatch", "LIFLayer", "LIFParams", "Readout", "Recording", "SNN",
     "SpikegradError", "available_readouts", "available_surrogates", "evaluate", "evaluate_run",
     "get_readout", "get_surrogate", "lif_layer", "lif_reference", "lif_step", "load_config",
     "register_readout", "register_surrogate", "resume", "spike", "train",

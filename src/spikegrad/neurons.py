@@ -33,7 +33,7 @@ import torch
 
 from .errors import SpikegradError
 from .kernels.compiled import lif_compiled, numba_available
-from .kernels.events import density as event_density, sparse_projection
+from .kernels.events import EventBatch, density as event_density, sparse_projection
 from .kernels.fused import lif_fused
 from .surrogates import Surrogate, get_surrogate, spike
 
@@ -191,36 +191,45 @@ INPUT_PATHS = ("auto", "dense", "events")
 EVENT_DENSITY_MAX = 0.06
 
 
-def choose_input_path(x: torch.Tensor, w: torch.Tensor) -> str:
+def choose_input_path(x: torch.Tensor | EventBatch, w: torch.Tensor) -> str:
     """``"events"`` or ``"dense"`` for ``x @ w.T``: what ``input_path="auto"`` runs.
 
-    Events only on CPU (the measured kernel), for floating input of the weights' dtype,
-    and when x's density is below :data:`EVENT_DENSITY_MAX`.  Dense analog input (e.g. mel
-    features) has density ≈ 1 and keeps the dense matmul.  Counting the nonzeros is one
-    pass over x, small next to the matmul it decides about.
+    Events only on CPU (the measured kernel), for floating input, and when x's density is
+    below :data:`EVENT_DENSITY_MAX`.  Dense analog input (e.g. mel features) has density
+    ≈ 1 and keeps the dense matmul.  Counting the nonzeros of a dense x is one pass over
+    it, small next to the matmul it decides about; an :class:`EventBatch` knows its count.
+    A dense x must also have the weights' dtype (else the matmul decides what to do).
     """
-    if (x.device.type != "cpu" or w.device.type != "cpu" or not x.is_floating_point()
-            or x.dtype != w.dtype or x.numel() == 0):
+    if x.device.type != "cpu" or w.device.type != "cpu" or x.numel() == 0:
         return "dense"
-    density = event_density(x)
+    if isinstance(x, EventBatch):
+        density = x.density()
+    else:
+        if not x.is_floating_point() or x.dtype != w.dtype:
+            return "dense"
+        density = event_density(x)
     return "events" if density < EVENT_DENSITY_MAX else "dense"
 
 
-def project_input(x: torch.Tensor, w: torch.Tensor, path: str = "auto") -> torch.Tensor:
+def project_input(x: torch.Tensor | EventBatch, w: torch.Tensor, path: str = "auto") -> torch.Tensor:
     """A layer's input currents x Wᵀ ([..., N_in] → [..., N_out]) by the chosen path.
 
-    ``path``: ``"dense"`` (matmul), ``"events"`` (cost ∝ number of nonzeros of x:
+    ``x``: a dense tensor or an :class:`EventBatch` (what spiking data sets deliver; its
+    values are cast to the weights' dtype and device).  ``path``: ``"dense"`` (matmul; an
+    event batch is densified first), ``"events"`` (cost ∝ number of nonzeros of x:
     :func:`spikegrad.kernels.events.sparse_projection`), or ``"auto"``
-    (:func:`choose_input_path`).  Both give the same values up to rounding, and the same
-    gradients w.r.t. w and x.  The one dispatch point for input projections.
+    (:func:`choose_input_path`).  All give the same values up to rounding, and the same
+    gradients w.r.t. w and a dense x.  The one dispatch point for input projections.
     """
+    if path not in INPUT_PATHS:
+        raise SpikegradError(f"unknown input path {path!r}; choose one of: {', '.join(INPUT_PATHS)}")
+    if isinstance(x, EventBatch) and (x.dtype != w.dtype or x.device != w.device):
+        x = x.to(w.device, w.dtype)
     if path == "auto":
         path = choose_input_path(x, w)
     if path == "dense":
-        return x @ w.t()
-    if path == "events":
-        return sparse_projection(x, w)
-    raise SpikegradError(f"unknown input path {path!r}; choose one of: {', '.join(INPUT_PATHS)}")
+        return (x.to_dense() if isinstance(x, EventBatch) else x) @ w.t()
+    return sparse_projection(x, w)
 
 
 def leaky_readout(

@@ -27,6 +27,7 @@ from .allocator import tune_allocator
 from .config import Config, load_config
 from .data import DataSplits, DenseData, EventData, load_dataset
 from .errors import SpikegradError
+from .kernels.events import EventBatch
 from .init import fluctuation_init_
 from .network import SNN
 
@@ -58,14 +59,21 @@ def initialize_from_data(model: SNN, data: EventData | DenseData, cfg: Config) -
 
 
 def iterate_batches(data: EventData | DenseData, cfg: Config, batch_size: int,
-                    rng: np.random.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Binned input rasters [batch, n_steps, inputs] and labels; shuffled when ``rng`` is given."""
+                    rng: np.random.Generator | None = None
+                    ) -> Iterator[tuple[torch.Tensor | EventBatch, torch.Tensor]]:
+    """Input batches [batch, n_steps, inputs] and labels; shuffled when ``rng`` is given.
+
+    Spiking data come as an :class:`EventBatch` (binned spike counts, nonzeros only: the
+    event-driven input projection reads them without a dense raster), analog data as a
+    dense tensor.  The model takes either.
+    """
     order = rng.permutation(len(data)) if rng is not None else np.arange(len(data))
     dt = cfg.model.dt_ms * 1e-3
     device = cfg.torch_device()
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        x = data.inputs(idx, cfg.data.n_steps, dt)
+        x = data.batch(idx, cfg.data.n_steps, dt)[0] if isinstance(data, EventData) \
+            else data.inputs(idx, cfg.data.n_steps, dt)
         yield x.to(device), torch.from_numpy(data.labels[idx]).to(device)
 
 

@@ -66,6 +66,31 @@ def test_raster_matches_naive_reference(seed):
     assert raster.max() >= 2
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_batch_is_the_rasters_events(seed):
+    """EventData.batch: the CSR of the naive raster's nonzeros (rows = (sample, step) in
+    order, units increasing within a row, values = counts), same dropped count."""
+    n_units, n_steps, dt = 7, 12, 1e-3
+    samples, labels = random_events(seed, 30, n_units, 4, t_max=1.5 * n_steps * dt)
+    data = EventData.from_samples(samples, labels, n_units, 4)
+    index = np.random.default_rng(200 + seed).choice(len(samples), size=17, replace=False)
+    ev, dropped = data.batch(index, n_steps, dt)
+    want, want_dropped = naive_raster(samples, index, n_steps, dt, n_units)
+    assert dropped == want_dropped > 0
+    assert ev.shape == (17, n_steps, n_units) and ev.dtype == torch.float32
+    flat = want.reshape(-1, n_units)
+    rows, cols = np.nonzero(flat)
+    assert ev.nnz == len(rows)
+    np.testing.assert_array_equal(ev.ptr.numpy(), np.concatenate([[0], np.cumsum((flat != 0).sum(1))]))
+    np.testing.assert_array_equal(ev.idx.numpy(), cols)
+    np.testing.assert_array_equal(ev.val.numpy(), flat[rows, cols])
+    assert ev.val.max() >= 2                      # duplicates add up to counts
+    np.testing.assert_array_equal(ev.to_dense().numpy(), want)
+    assert data.batch(index, n_steps, dt, dtype=torch.float64)[0].dtype == torch.float64
+    empty, _ = data.batch(np.array([], dtype=np.int64), n_steps, dt)
+    assert empty.shape == (0, n_steps, n_units) and empty.nnz == 0 and empty.ptr.tolist() == [0]
+
+
 def test_raster_duplicates_add_and_boundary_dropped():
     dt, n_steps = 1e-3, 5
     times = np.array([0.0, 0.0004, 0.0004, 0.0019, 0.0049999, 0.005, 0.0051, 0.2])

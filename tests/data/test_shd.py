@@ -19,6 +19,7 @@ from spikegrad import SpikegradError, train
 from spikegrad.config import Config
 from spikegrad.data import EventData, dataset_defaults, load_dataset
 from spikegrad.data.shd import N_UNITS, ShdSpec
+from spikegrad.kernels.events import EventBatch
 from spikegrad.training import iterate_batches
 
 # like the published files: English then German digit words (byte strings on disk)
@@ -152,13 +153,14 @@ def test_batches_are_binned_at_model_dt(tmp_path):
     write_h5(folder / "shd_test.h5", times[:1], units[:1], [0], [0], t_dtype=np.float64)
     cfg = cfg_for(folder)
     splits = load_dataset(cfg)
-    x, y = next(iterate_batches(splits.test, cfg, 10))
-    assert x.shape == (1, 100, N_UNITS)
+    ev, y = next(iterate_batches(splits.test, cfg, 10))
+    assert isinstance(ev, EventBatch) and ev.shape == (1, 100, N_UNITS) and ev.nnz == 2
+    x = ev.to_dense()
     assert x[0, 2, 3] == 1 and x[0, 99, 5] == 1 and x.sum() == 2  # bins floor(t / 10 ms)
     assert splits.info["events_past_window"] == {"train": 1, "val": 1, "test": 1}
     # with Δt = 5 ms the 25 ms event lands in bin 5 and the window is 0.5 s
     cfg5 = cfg_for(folder, **{"model.dt_ms": 5.0})
-    x5, _ = next(iterate_batches(load_dataset(cfg5).test, cfg5, 10))
+    x5 = next(iterate_batches(load_dataset(cfg5).test, cfg5, 10))[0].to_dense()
     assert x5[0, 5, 3] == 1 and x5.sum() == 1
 
 

@@ -1,9 +1,11 @@
 """Input formats: :class:`EventData` for spiking data sets (per-sample lists of (time,
 unit)) and :class:`DenseData` for analog input currents (e.g. mel features).  Both give
-a batch as ``inputs(index, n_steps, dt) -> [batch, n_steps, n_inputs]`` float tensor.
+a batch as ``inputs(index, n_steps, dt) -> [batch, n_steps, n_inputs]`` float tensor;
+:meth:`EventData.batch` gives the same batch as an :class:`EventBatch` (its nonzeros only:
+what training feeds the network, see ``spikegrad.training.iterate_batches``).
 
 Samples are stored CSR-style (flat ``times``/``units`` with ``offsets``), never as a
-dense data-set-wide tensor; :meth:`EventData.raster` bins a batch on demand with
+dense data-set-wide tensor; :meth:`EventData.batch` bins a batch on demand with
 bin = floor(t / Δt); events at t ≥ n_steps·Δt are dropped and counted; several events
 in one bin add up.
 """
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import SpikegradError
+from ..kernels.events import EventBatch
 
 
 @dataclass
@@ -77,18 +80,31 @@ class EventData:
         return EventData(self.times[flat], self.units[flat], offsets, self.labels[index],
                          self.n_units, self.n_classes, name or self.name)
 
-    def raster(self, index, n_steps: int, dt: float, dtype=torch.float32) -> tuple[torch.Tensor, int]:
-        """Bin samples ``index`` to a [batch, n_steps, n_units] count raster; returns (raster, dropped)."""
+    def batch(self, index, n_steps: int, dt: float, dtype=torch.float32) -> tuple[EventBatch, int]:
+        """Bin samples ``index`` into an :class:`EventBatch` [batch, n_steps, n_units] of spike
+        counts (what the network reads, no dense raster made); returns (batch, dropped)."""
         index = np.asarray(index, dtype=np.int64)
         flat, lengths = self._gather(index)
         rows = np.repeat(np.arange(len(index)), lengths)
         # float64 whatever the storage dtype (e.g. float32 for SHD), so bins match t / Δt exactly
         bins = np.floor(self.times[flat].astype(np.float64, copy=False) / dt).astype(np.int64)
         keep = (bins >= 0) & (bins < n_steps)
+        # one cell per (sample, step, unit); several events in one cell add up to a count
         cell = (rows[keep] * n_steps + bins[keep]) * self.n_units + self.units[flat][keep]
-        size = len(index) * n_steps * self.n_units
-        out = np.bincount(cell, minlength=size).astype(np.float32).reshape(len(index), n_steps, self.n_units)
-        return torch.from_numpy(out).to(dtype), int((~keep).sum())
+        cells, counts = np.unique(cell, return_counts=True)   # sorted: rows, then units
+        m = len(index) * n_steps
+        ptr = np.zeros(m + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cells // self.n_units, minlength=m), out=ptr[1:])
+        events = EventBatch(torch.from_numpy(ptr),
+                            torch.from_numpy((cells % self.n_units).astype(np.int32)),
+                            torch.from_numpy(counts).to(dtype), (len(index), n_steps, self.n_units))
+        return events, int((~keep).sum())
+
+    def raster(self, index, n_steps: int, dt: float, dtype=torch.float32) -> tuple[torch.Tensor, int]:
+        """Bin samples ``index`` to a dense [batch, n_steps, n_units] count raster; returns
+        (raster, dropped)."""
+        events, dropped = self.batch(index, n_steps, dt, dtype)
+        return events.to_dense(), dropped
 
 
 @dataclass

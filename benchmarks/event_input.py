@@ -4,7 +4,8 @@ Not a test.  Run:  python benchmarks/event_input.py [--repeats 5] [--threads 2] 
                                                   [--impls-only]
 
 1. Crossover: the projection alone (forward + backward: dW, and dx when the input carries
-   a gradient), 700→256, batch 64, T 100, float32, over input densities; the density where
+   a gradient), 700→256, batch 64, T 100, float32, over input densities, from the dense x
+   ("events") and from its EventBatch ("batch", what spiking data sets deliver); the density where
    the dense matmul starts to win is what ``spikegrad.neurons.EVENT_DENSITY_MAX`` is set
    from (dx = δff W is dense on both paths, so it adds the same time to both).
 2. The SHD-like layer 700→256, batch 64, T 100 and T 500, input densities 1 %, 2 %, 8 %:
@@ -34,6 +35,8 @@ section 1 was measured with the torch implementation and 2 threads; a quick 1-th
 with numba (3 repeats, fwd + bwd, no dx): dense / events = 2.3× at 6 %, 1.7× at 12 %,
 0.9× at 20 %, 0.65× at 30 %, so the crossover moved from ≈ 8 % to ≈ 18 % (1 thread for
 both; dense gains more from a second thread; re-measure before moving EVENT_DENSITY_MAX).
+Session 4 (two-thread event kernels, EventBatch input): section 1 is in the comment above
+EVENT_DENSITY_MAX in spikegrad/neurons.py, which now sits at 12 % (20 % for an EventBatch).
 With dx (dense δff W on both paths, ≈ 50 ms here) the 2 % ratio drops to ≈ 1.9×.
 """
 
@@ -48,7 +51,7 @@ import torch
 import spikegrad.kernels.events as events
 from spikegrad import LIFParams
 from spikegrad.network import LIFLayer
-from spikegrad.neurons import EVENT_DENSITY_MAX, project_input
+from spikegrad.neurons import EVENT_BATCH_DENSITY_MAX, EVENT_DENSITY_MAX, project_input
 
 CROSSOVER_DENSITIES = [0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.12, 0.16, 0.24]
 LAYER_DENSITIES = [0.01, 0.02, 0.08]
@@ -73,7 +76,7 @@ def time_paths(fns: dict, repeats: int) -> dict:
 
 def projection_pass(x, w, c, path):
     w.grad = None
-    if x.requires_grad:
+    if isinstance(x, torch.Tensor) and x.requires_grad:
         x.grad = None
     (project_input(x, w, path) * c).sum().backward()
 
@@ -124,23 +127,27 @@ def crossover(repeats: int) -> None:
     print(f"\n1. crossover: projection only, {n_in}->{n_out}, B{batch} T{steps}, fwd + bwd "
           f"(ms, median of {repeats})")
     print(f"{'density':>8s} {'events':>8s} | {'dense':>7s} {'events':>7s} {'ratio':>6s} | "
-          f"{'dense+dx':>8s} {'ev+dx':>7s} {'ratio':>6s}")
+          f"{'batch':>7s} {'ratio':>6s} | {'dense+dx':>8s} {'ev+dx':>7s} {'ratio':>6s}")
     gen = torch.Generator().manual_seed(2)
     w = (torch.randn(n_out, n_in, generator=gen) / n_in ** 0.5).requires_grad_()
     c = torch.randn(batch, steps, n_out, generator=gen)
     for d in CROSSOVER_DENSITIES:
         x = spikes(batch, steps, n_in, d, gen)
         xg = x.clone().requires_grad_()
+        ev = events.EventBatch.from_dense(x)
         med = time_paths({
             "dense": lambda: projection_pass(x, w, c, "dense"),
             "events": lambda: projection_pass(x, w, c, "events"),
+            "batch": lambda: projection_pass(ev, w, c, "events"),
             "dense-g": lambda: projection_pass(xg, w, c, "dense"),
             "events-g": lambda: projection_pass(xg, w, c, "events"),
         }, repeats)
         print(f"{d:8.3f} {int(x.count_nonzero()):8d} | {med['dense']:7.1f} {med['events']:7.1f} "
-              f"{med['dense'] / med['events']:5.2f}x | {med['dense-g']:8.1f} {med['events-g']:7.1f} "
+              f"{med['dense'] / med['events']:5.2f}x | {med['batch']:7.1f} "
+              f"{med['dense'] / med['batch']:5.2f}x | {med['dense-g']:8.1f} {med['events-g']:7.1f} "
               f"{med['dense-g'] / med['events-g']:5.2f}x", flush=True)
-    print(f"auto takes the event path below density {EVENT_DENSITY_MAX} (with or without dx)")
+    print(f"auto takes the event path below density {EVENT_DENSITY_MAX} (with or without dx; "
+          f"{EVENT_BATCH_DENSITY_MAX} from an EventBatch)")
 
 
 def layers(repeats: int) -> None:
@@ -183,11 +190,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-crossover", action="store_true")
+    ap.add_argument("--crossover-only", action="store_true", help="only section 1")
     ap.add_argument("--impls-only", action="store_true",
                     help="only section 0 (torch vs numba event implementations vs dense)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, float32, CPU")
+    if args.crossover_only:
+        crossover(args.repeats)
+        return
     implementations(args.repeats)
     if args.impls_only:
         return

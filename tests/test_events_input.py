@@ -16,7 +16,8 @@ import spikegrad.kernels.events as events
 from spikegrad.kernels.compiled import numba_available
 from spikegrad.kernels.events import EventBatch, EventProjection, density, sparse_projection
 from spikegrad.network import LIFLayer
-from spikegrad.neurons import EVENT_DENSITY_MAX, choose_input_path, project_input
+from spikegrad.neurons import (EVENT_BATCH_DENSITY_MAX, EVENT_DENSITY_MAX, choose_input_path,
+                               project_input)
 
 DENSITIES = [0.0, 0.001, 0.02, 0.08, 0.5]
 IMPLS = ["numba", "torch"]
@@ -258,6 +259,15 @@ def test_auto_choice():
     assert choose_input_path(torch.zeros(4, 50, 100), w) == "events"  # silence
     assert choose_input_path(sparse.double(), w) == "dense"  # dtype mismatch: let matmul decide
     assert choose_input_path(torch.zeros(0, 50, 100), w) == "dense"
+    # an EventBatch knows its density; it stays on the event path up to a higher density
+    mid = sparse_input(17, (4, 50, 100), (EVENT_DENSITY_MAX + EVENT_BATCH_DENSITY_MAX) / 2,
+                       dtype=torch.float32)
+    assert EVENT_DENSITY_MAX < density(mid) < EVENT_BATCH_DENSITY_MAX
+    assert choose_input_path(mid, w) == "dense"
+    assert choose_input_path(EventBatch.from_dense(mid), w) == "events"
+    assert choose_input_path(EventBatch.from_dense(sparse), w) == "events"
+    assert choose_input_path(EventBatch.from_dense(analog), w) == "dense"
+    assert choose_input_path(EventBatch.from_dense(sparse).to(dtype=torch.float64), w) == "events"
 
 
 def test_layer_uses_the_chosen_path(monkeypatch):

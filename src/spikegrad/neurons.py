@@ -181,21 +181,24 @@ def lif_layer(
 INPUT_PATHS = ("auto", "dense", "events")
 
 # Input density (fraction of nonzeros of x) below which "auto" takes the event path, measured
-# with benchmarks/event_input.py (projection forward + backward, 700→256, batch 64, T 100,
-# float32, 2 threads, on a shared 2-core CPU, so ±30 % noise): the event path wins ≈ 2–3× at
-# 1–2 %, ≈ 1.2× at 6 %, breaks even near 8 % (0.8–1.25× across runs and T), and loses
-# ≈ 2× above 12 %.  The threshold sits just below the crossover.  It holds for input that
-# carries a gradient (a previous layer's spikes) too: dx = δff W is dense on both paths, so
-# it adds the same time to both.  Narrower layers (fewer outputs) amortise the event
-# extraction (one pass over x) less well: their crossover is lower.
-EVENT_DENSITY_MAX = 0.06
+# with `python benchmarks/event_input.py --crossover-only --repeats 7` (projection forward +
+# backward, 700→256, batch 64, T 100, float32, 2 threads, 2-core CPU; session 4, with the
+# two-thread event kernels): from a dense x the event path wins 3.9× at 0.5 %, 3.1× at 2 %,
+# 1.9× at 6 %, 1.2× at 12 % and loses from ≈ 16 % (0.95×); with dx (a previous layer's
+# spikes: dx = δff W is dense on both paths) 1.5× at 2 %, 1.1× at 12 %, 0.96× at 16 %.  From
+# an EventBatch (no pass over a dense x) it wins 6.3× at 2 %, 1.5× at 16 %, 1.06× at 24 %
+# (the dense path would also have to densify the batch first).  The thresholds sit below
+# those crossovers.  Narrower layers (fewer outputs) amortise finding the events less well.
+EVENT_DENSITY_MAX = 0.12
+EVENT_BATCH_DENSITY_MAX = 0.2
 
 
 def choose_input_path(x: torch.Tensor | EventBatch, w: torch.Tensor) -> str:
     """``"events"`` or ``"dense"`` for ``x @ w.T``: what ``input_path="auto"`` runs.
 
     Events only on CPU (the measured kernel), for floating input, and when x's density is
-    below :data:`EVENT_DENSITY_MAX`.  Dense analog input (e.g. mel features) has density
+    below :data:`EVENT_DENSITY_MAX` (:data:`EVENT_BATCH_DENSITY_MAX` for an EventBatch).
+    Dense analog input (e.g. mel features) has density
     ≈ 1 and keeps the dense matmul.  Counting the nonzeros of a dense x is one pass over
     it, small next to the matmul it decides about; an :class:`EventBatch` knows its count.
     A dense x must also have the weights' dtype (else the matmul decides what to do).
@@ -203,12 +206,10 @@ def choose_input_path(x: torch.Tensor | EventBatch, w: torch.Tensor) -> str:
     if x.device.type != "cpu" or w.device.type != "cpu" or x.numel() == 0:
         return "dense"
     if isinstance(x, EventBatch):
-        density = x.density()
-    else:
-        if not x.is_floating_point() or x.dtype != w.dtype:
-            return "dense"
-        density = event_density(x)
-    return "events" if density < EVENT_DENSITY_MAX else "dense"
+        return "events" if x.density() < EVENT_BATCH_DENSITY_MAX else "dense"
+    if not x.is_floating_point() or x.dtype != w.dtype:
+        return "dense"
+    return "events" if event_density(x) < EVENT_DENSITY_MAX else "dense"
 
 
 def project_input(x: torch.Tensor | EventBatch, w: torch.Tensor, path: str = "auto") -> torch.Tensor:

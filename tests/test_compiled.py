@@ -415,3 +415,69 @@ def test_prefetch_intrinsic_is_built_and_harmless():
     for dtype in (np.float32, np.float64):
         x = np.arange(2 * 3 * 5, dtype=dtype).reshape(2, 3, 5)
         assert total(x) == x.sum()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("recurrent", [False, True])
+@pytest.mark.parametrize("detach_reset", [True, False])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_forward_records_the_spikes_events(monkeypatch, dtype, recurrent, detach_reset, threads):
+    """The forward kernel hands out its spikes' events: the CSR EventBatch.from_dense would
+    find (rows, then increasing neuron; values 1), serial and split over threads (n = 13:
+    one full 8-neuron word and a tail); spikes and voltages are those of the run without
+    recording; an in-place change of the spikes retires the events."""
+    from spikegrad.kernels.events import EventBatch, known_events
+    monkeypatch.setattr(compiled, "_threads", lambda numba, r, w, k=threads: k)
+    p = LIFParams(reset="zero", detach_reset=detach_reset)
+    ff, v = make_inputs(41, batch=5, steps=20, n=13, recurrent=recurrent, dtype=dtype)
+    s, u = lif_compiled(ff, v, p)
+    ev = known_events(s)
+    want = EventBatch.from_dense(s)
+    assert ev is not None and ev.shape == s.shape and ev.nnz == want.nnz > 0
+    assert torch.equal(ev.ptr, want.ptr) and torch.equal(ev.idx, want.idx)
+    assert ev.val.dtype == dtype and bool((ev.val == 1).all())
+    monkeypatch.setattr(compiled, "RECORD_SPIKE_EVENTS", False)
+    s0, u0 = lif_compiled(ff, v, p)
+    assert known_events(s0) is None
+    assert torch.equal(s, s0) and torch.equal(u, u0)
+    s.mul_(1.0)                                   # in place: the events may no longer hold
+    assert known_events(s) is None
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_readout_and_next_layer_use_the_recorded_events(monkeypatch, recurrent):
+    """A two-layer network on the compiled backend: the readout and the second layer project
+    the recorded spike events (no search through the dense spikes), and the loss and every
+    gradient equal those without recording (1e-12, float64), hidden spikes identical."""
+    import spikegrad.kernels.events as events
+    torch.manual_seed(0)
+    net = SNN(30, [20, 16], 5, recurrent=recurrent, backend="compiled", input_path="events").double()
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.weight.mul_(6.0).add_(0.15)
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.rand(4, 40, 30, generator=gen, dtype=torch.float64) < 0.05).double()
+    y = torch.arange(4) % 5
+    searched = []
+    real = events.EventBatch.from_dense
+    monkeypatch.setattr(events.EventBatch, "from_dense",
+                        classmethod(lambda cls, t: (searched.append(tuple(t.shape)), real(t))[1]))
+
+    def run():
+        net.zero_grad()
+        logits, rec = net.run(x)
+        F.cross_entropy(logits, y).backward()
+        return logits.detach(), rec.spikes, [q.grad.clone() for q in net.parameters()]
+
+    with_events = run()
+    assert searched == [(4, 40, 30)]               # only the input, never the hidden spikes
+    monkeypatch.setattr(compiled, "RECORD_SPIKE_EVENTS", False)
+    searched.clear()
+    without = run()
+    assert (4, 40, 20) in searched                 # layer 2 had to search layer 1's spikes
+    for a, b in zip(with_events[1], without[1]):
+        assert a.sum() > 0 and torch.equal(a, b)
+    _assert_rel_close(with_events[0], without[0], rel=1e-12)
+    for a, b in zip(with_events[2], without[2]):
+        assert b.abs().sum() > 0
+        _assert_rel_close(a, b, rel=1e-12)

@@ -16,6 +16,7 @@ from torch import nn
 
 from .errors import SpikegradError
 from .neurons import INPUT_PATHS, LIFParams, decay, leaky_readout, lif_layer, project_input, resolve_backend
+from .kernels.events import known_events
 from .kernels.readout import leaky_readout_fast
 from .readouts import get_readout
 
@@ -93,7 +94,9 @@ class Readout(nn.Module):
         if self.window:
             x = x[:, -self.window:]
         fn = leaky_readout if self.method == "loop" else leaky_readout_fast
-        return fn(x @ self.weight.t(), self.decay_out, self.decay_syn, self.gain, self.initial_state)
+        # spikes whose events are known (the compiled LIF layer's): project them by events
+        h = project_input(x, self.weight) if known_events(x) is not None else x @ self.weight.t()
+        return fn(h, self.decay_out, self.decay_syn, self.gain, self.initial_state)
 
     def reduce(self, trace: torch.Tensor) -> torch.Tensor:
         """Logits from the readout trace."""

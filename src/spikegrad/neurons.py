@@ -33,7 +33,7 @@ import torch
 
 from .errors import SpikegradError
 from .kernels.compiled import lif_compiled, numba_available
-from .kernels.events import EventBatch, density as event_density, sparse_projection
+from .kernels.events import EventBatch, density as event_density, known_events, sparse_projection
 from .kernels.fused import lif_fused
 from .surrogates import Surrogate, get_surrogate, spike
 
@@ -209,7 +209,9 @@ def choose_input_path(x: torch.Tensor | EventBatch, w: torch.Tensor) -> str:
         return "events" if x.density() < EVENT_BATCH_DENSITY_MAX else "dense"
     if not x.is_floating_point() or x.dtype != w.dtype:
         return "dense"
-    return "events" if event_density(x) < EVENT_DENSITY_MAX else "dense"
+    known = known_events(x)                     # e.g. the compiled LIF layer's spikes
+    density = known.density() if known is not None else event_density(x)
+    return "events" if density < EVENT_DENSITY_MAX else "dense"
 
 
 def project_input(x: torch.Tensor | EventBatch, w: torch.Tensor, path: str = "auto") -> torch.Tensor:

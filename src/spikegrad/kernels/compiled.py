@@ -73,6 +73,7 @@ from .fused import lif_fused
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..neurons import LIFParams
+    from .events import EventBatch
 
 INSTALL_HINT = "pip install 'numba>=0.60'"
 
@@ -85,6 +86,10 @@ _DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 # thread start-up costs more than it saves.
 _MIN_WORK_PER_THREAD = 1 << 15
 _BACKWARD_BLOCK_ROWS = 8
+# The forward pass records the spikes' events and attaches them to the spike tensor
+# (kernels.events.attach_events), so that the readout and a next layer project the spikes
+# by events without searching them; False turns that off (tests compare).
+RECORD_SPIKE_EVENTS = True
 # The common case (only the spikes carry a gradient, detached reset) runs the fused
 # _backward_simple_py, or step by step with the dense recurrent adjoint
 # (_stepwise_recurrent); False forces the general kernel (the tests compare them).
@@ -211,19 +216,28 @@ def _surrogate_row_py(code, u, h, beta, one, zero):
 
 
 def _forward_py(ff, vt, has_v, a, bs, g, one, zero, zero_reset, keep_pre,
-                volts, spikes, pre, spk, rows, nchunks):
+                volts, spikes, pre, spk, record, scnt, sidx, rows, nchunks):
     """Forward pass; writes volts (U[n]), spikes (S[n]) and, with keep_pre, pre (P̃[n]) and spk.
 
     The loops over neurons are kept free of branches on the switches (those are outside
     them) so that LLVM vectorises them; each does the reference's operations in its order.
+    With ``record`` (rows of one block), the spikes' events too: scnt[b·T + t] = number of
+    spikes of row b at step t, their neuron indices (increasing) in sidx from the chunk's
+    first row's offset c0·T·N on.  The spiking neurons of a row and step (also the columns
+    of V the recurrent input adds) are found 8 at a time: a vectorised uint8 mask, read as
+    64-bit words, most of them zero.
     """
     batch, steps, n = ff.shape
+    nwords = n // 8
     for c in prange(nchunks):
         c0 = c * batch // nchunks
         c1 = (c + 1) * batch // nchunks
         cur = np.empty((rows, n), ff.dtype)                 # I[n] of a block's rows
         rec = np.empty(n, ff.dtype)
         fired = np.empty(n, np.int64)
+        mask = np.zeros(nwords * 8 + 8, np.uint8)
+        words = mask.view(np.uint64)
+        e = c0 * steps * n                                  # next free slot of sidx
         for b0 in range(c0, c1, rows):                      # a block of rows: through time together
             b1 = min(b0 + rows, c1)
             for r in range(b1 - b0):
@@ -276,12 +290,28 @@ def _forward_py(ff, vt, has_v, a, bs, g, one, zero, zero_reset, keep_pre,
                                 u_n[i] = p_n[i] * (one - s_t[i])
                             for i in range(n):
                                 cur_r[i] = bs * cur_r[i] + ff_t[i]
-                    if has_v and not last:                  # … + V·S[n]: spiking columns of V
-                        k = 0
-                        for j in range(n):
-                            if volts[b, t, j] > one:
-                                fired[k] = j
-                                k += 1
+                    inner = has_v and not last
+                    if not (record or inner):
+                        continue
+                    for j in range(n):                      # the spiking neurons, in order
+                        mask[j] = 1 if volts[b, t, j] > one else 0
+                    k = 0
+                    for q in range(nwords):
+                        if words[q] != 0:
+                            for j in range(8 * q, 8 * q + 8):
+                                if mask[j] != 0:
+                                    fired[k] = j
+                                    k += 1
+                    for j in range(8 * nwords, n):
+                        if mask[j] != 0:
+                            fired[k] = j
+                            k += 1
+                    if record:
+                        scnt[b * steps + t] = k
+                        for m in range(k):
+                            sidx[e + m] = fired[m]
+                        e += k
+                    if inner:                               # … + V·S[n]: spiking columns of V
                         if k > 0:
                             for i in range(n):
                                 rec[i] = zero
@@ -629,12 +659,22 @@ class CompiledLIF(torch.autograd.Function):
         spk = torch.empty(batch, steps, n, dtype=torch.uint8) if keep_pre \
             else torch.empty(0, 0, 0, dtype=torch.uint8)
         vt = v.detach().t().contiguous() if v is not None else ffc.new_empty(0, 0)
+        record = RECORD_SPIKE_EVENTS and ffc.numel() > 0
+        # the spikes' events: counts per (row, step), indices from each chunk's offset on
+        # (room for every neuron-step; only the slots used are ever touched)
+        scnt = torch.empty(batch * steps if record else 0, dtype=torch.int64)
+        sidx = torch.empty(ffc.numel() if record else 0, dtype=torch.int32)
+        nchunks = 1
         if ffc.numel():
             nchunks = _threads(numba, batch, ffc.numel())
             _run(0, nchunks, ffc.numpy(), vt.numpy(), v is not None,
                  np_dtype(p.decay_mem), np_dtype(p.decay_syn), np_dtype(p.gain),
                  np_dtype(1.0), np_dtype(0.0), zero_reset, keep_pre,
-                 volts.numpy(), spikes.numpy(), pre.numpy(), spk.numpy(), 1)
+                 volts.numpy(), spikes.numpy(), pre.numpy(), spk.numpy(),
+                 record, scnt.numpy(), sidx.numpy(), 1)
+        if record:
+            from .events import attach_events     # (events imports this module)
+            attach_events(spikes, _spike_events(scnt, sidx, nchunks, (batch, steps, n), ffc))
         ctx.p = p
         ctx.keep_pre = keep_pre
         ctx.has_v = v is not None
@@ -700,6 +740,22 @@ class CompiledLIF(torch.autograd.Function):
                 gvt = gvt + parts[c]
             g_v = gvt.t().contiguous()
         return (g_ff if need_ff else None), g_v, None
+
+
+def _spike_events(scnt, sidx, nchunks, shape, like) -> EventBatch:
+    """The EventBatch of the spikes from the forward kernel's per-(row, step) counts and its
+    per-chunk index runs (chunk c's run starts at its first row's offset c0·T·N)."""
+    from .events import EventBatch
+    batch, steps, n = shape
+    ptr = torch.zeros(batch * steps + 1, dtype=torch.int64)
+    torch.cumsum(scnt, 0, out=ptr[1:])
+    runs = []
+    for c in range(nchunks):
+        c0, c1 = c * batch // nchunks, (c + 1) * batch // nchunks
+        start = c0 * steps * n
+        runs.append(sidx[start:start + int(ptr[c1 * steps] - ptr[c0 * steps])])
+    idx = runs[0].clone() if nchunks == 1 else torch.cat(runs)
+    return EventBatch._unchecked(ptr, idx, like.new_ones(idx.numel()), shape)
 
 
 def _stepwise_recurrent(volts, gs, v, p, g_ff, need_v, gvt) -> None:

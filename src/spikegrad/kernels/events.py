@@ -169,6 +169,32 @@ class EventBatch:
         return (f"EventBatch(shape={list(self.shape)}, events={self.nnz}, "
                 f"dtype={self.dtype}, device={self.device})")
 
+    @classmethod
+    def _unchecked(cls, ptr, idx, val, shape) -> "EventBatch":
+        """For kernels that build a valid CSR themselves (no validation pass)."""
+        ev = cls.__new__(cls)
+        ev.ptr, ev.idx, ev.val, ev.shape = ptr, idx, val, torch.Size(shape)
+        return ev
+
+
+_EVENTS_ATTR = "_spikegrad_events"
+
+
+def attach_events(x: torch.Tensor, ev: EventBatch) -> None:
+    """Record on the dense tensor x that ``ev`` holds its nonzeros (a kernel that makes x,
+    e.g. the compiled LIF layer's spikes, knows them for free); :func:`known_events` hands
+    them out while x is unchanged, so projections of x skip the pass that finds them."""
+    setattr(x, _EVENTS_ATTR, (ev, x._version))
+
+
+def known_events(x) -> EventBatch | None:
+    """The events recorded for x by :func:`attach_events`, or None (none recorded, or x was
+    modified in place since)."""
+    rec = getattr(x, _EVENTS_ATTR, None)
+    if rec is None or rec[1] != x._version:
+        return None
+    return rec[0]
+
 
 # ---------------------------------------------------------------------------------------
 # numba kernels, as plain Python functions; jit-compiled on first use by _kernels().
@@ -417,5 +443,5 @@ def sparse_projection(x: torch.Tensor | EventBatch, w: torch.Tensor) -> torch.Te
             f"input ({x.dtype}, {x.device}) must have the weights' dtype and device "
             f"({w.dtype}, {w.device})")
     if ev is None:
-        ev = EventBatch.from_dense(dense)
+        ev = known_events(dense) or EventBatch.from_dense(dense)
     return EventProjection.apply(w, dense, ev.ptr, ev.idx, ev.val, ev.shape)

@@ -116,11 +116,8 @@ class EventBatch:
         xf = x.detach().reshape(-1, x.shape[-1]) if x.shape[-1] else x.detach().reshape(-1, 0)
         if not xf.is_floating_point():
             xf = xf.to(torch.get_default_dtype())
-        if _numba_applies(xf):
-            ptr, idx, val = _csr_numba(xf)
-        else:
-            ptr, idx, val = _csr_torch(xf)
-        return cls(ptr, idx, val, x.shape)
+        ptr, idx, val = (_csr_numba if _numba_applies(xf) else _csr_torch)(xf)
+        return cls._unchecked(ptr, idx, val, x.shape)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -151,7 +148,9 @@ class EventBatch:
     def to(self, device=None, dtype: torch.dtype | None = None) -> "EventBatch":
         """The same events on ``device`` and/or with values of ``dtype``."""
         val = self.val.to(device=device, dtype=dtype)
-        return EventBatch(self.ptr.to(val.device), self.idx.to(val.device), val, self.shape)
+        if val is self.val:
+            return self
+        return EventBatch._unchecked(self.ptr.to(val.device), self.idx.to(val.device), val, self.shape)
 
     def rows(self) -> torch.Tensor:
         """Row (flattened leading index) of every event, int64 [E]."""
@@ -171,7 +170,8 @@ class EventBatch:
 
     @classmethod
     def _unchecked(cls, ptr, idx, val, shape) -> "EventBatch":
-        """For kernels that build a valid CSR themselves (no validation pass)."""
+        """For code that builds a valid CSR itself (kernels) or takes the parts of a checked
+        EventBatch: no validation pass."""
         ev = cls.__new__(cls)
         ev.ptr, ev.idx, ev.val, ev.shape = ptr, idx, val, torch.Size(shape)
         return ev
@@ -391,7 +391,7 @@ class EventProjection(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w: torch.Tensor, x: torch.Tensor | None, ptr, idx, val, shape):
         # x: the dense input when there is one (only to route its gradient), else None
-        ev = EventBatch(ptr, idx, val, shape)
+        ev = EventBatch._unchecked(ptr, idx, val, shape)   # pieces of a checked EventBatch
         n_out, n_in = w.shape
         lead = ev.shape[:-1]
         m = math.prod(lead)
@@ -415,7 +415,7 @@ class EventProjection(torch.autograd.Function):
         g_x = (g @ w).reshape(*lead, n_in) if need_x else None
         g_w = None
         if need_w:
-            ev = EventBatch(ptr, idx, val, shape)
+            ev = EventBatch._unchecked(ptr, idx, val, shape)
             g_w = (_grad_w_numba if ctx.use_numba else _grad_w_torch)(g, w, ev, n_in)
         return g_w, g_x, None, None, None, None
 

@@ -198,9 +198,9 @@ def choose_input_path(x: torch.Tensor | EventBatch, w: torch.Tensor) -> str:
 
     Events only on CPU (the measured kernel), for floating input, and when x's density is
     below :data:`EVENT_DENSITY_MAX` (:data:`EVENT_BATCH_DENSITY_MAX` for an EventBatch).
-    Dense analog input (e.g. mel features) has density
-    ≈ 1 and keeps the dense matmul.  Counting the nonzeros of a dense x is one pass over
-    it, small next to the matmul it decides about; an :class:`EventBatch` knows its count.
+    Dense analog input (e.g. mel features) has density ≈ 1 and keeps the dense matmul.
+    Counting the nonzeros of a dense x is one pass over it, small next to the matmul it
+    decides about; an :class:`EventBatch`, and spikes with known events, know their count.
     A dense x must also have the weights' dtype (else the matmul decides what to do).
     """
     if x.device.type != "cpu" or w.device.type != "cpu" or x.numel() == 0:

@@ -430,6 +430,28 @@ def test_snn_takes_event_batch(backend, path):
         assert_rel_close(a, b, rel=1e-10)
 
 
+@pytest.mark.parametrize("window", [0, 7])
+@pytest.mark.parametrize("backend", ["reference", "compiled"])
+def test_snn_without_hidden_layer_takes_event_batch(window, backend):
+    """No hidden layer: the readout itself takes the EventBatch (also with a response
+    window) and gives the dense input's logits and readout gradient."""
+    if backend == "compiled" and not numba_available():
+        pytest.skip("numba not installed")
+    torch.manual_seed(1)
+    net = SNN(30, [], 5, backend=backend, readout_steps=window).double()
+    x = sparse_input(36, (6, 40, 30), 0.05, counts=True)
+    y = torch.arange(6) % 5
+    out = []
+    for inp in (x, EventBatch.from_dense(x)):
+        net.zero_grad()
+        logits = net(inp)
+        F.cross_entropy(logits, y).backward()
+        out.append((logits.detach(), net.readout.weight.grad.clone()))
+    assert_rel_close(out[1][0], out[0][0])
+    assert out[0][1].abs().sum() > 0
+    assert_rel_close(out[1][1], out[0][1])
+
+
 def test_event_batch_errors():
     ptr = torch.tensor([0, 1, 1], dtype=torch.int64)
     idx = torch.tensor([2], dtype=torch.int32)

@@ -98,6 +98,25 @@ def test_hidden_spike_counts_are_per_sample_and_per_layer():
     assert result["hidden_spikes_per_sample"] == pytest.approx(sum(expect))
 
 
+def test_trains_without_a_hidden_layer_on_event_batches():
+    """model.hidden = [0]: the readout reads the loader's event batches directly; the run
+    learns (chance 1/3) and its evaluation equals the dense raster's, 0 hidden spikes."""
+    cfg = tiny(**{"model.hidden": [0], "train.epochs": 8})
+    metrics = train(cfg)
+    assert metrics["hidden_spikes_per_sample"] == 0.0 and metrics["hidden_spikes_per_layer"] == []
+    assert metrics["val_accuracy"] > 0.5
+    splits = load_dataset(cfg)
+    torch.manual_seed(0)
+    model = training.build_model(cfg, splits.n_inputs, splits.n_classes)
+    result = training.evaluate(model, splits.test, cfg)
+    x, _ = splits.test.raster(range(len(splits.test)), cfg.data.n_steps, 1e-3)
+    with torch.no_grad():
+        logits = model(x)
+    y = torch.from_numpy(splits.test.labels)
+    assert result["accuracy"] == pytest.approx(float((logits.argmax(1) == y).float().mean()))
+    assert result["loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, y)), rel=1e-5)
+
+
 def test_non_finite_loss_stops_and_is_reported(monkeypatch):
     real = training.loss_and_record
     calls = {"n": 0}

@@ -16,7 +16,7 @@ from torch import nn
 
 from .errors import SpikegradError
 from .neurons import INPUT_PATHS, LIFParams, decay, leaky_readout, lif_layer, project_input, resolve_backend
-from .kernels.events import known_events
+from .kernels.events import EventBatch, known_events
 from .kernels.readout import leaky_readout_fast
 from .readouts import get_readout
 
@@ -92,10 +92,14 @@ class Readout(nn.Module):
         readout cannot carry it across a delay).  The trace is then [batch, k, classes].
         """
         if self.window:
-            x = x[:, -self.window:]
+            x = (x.to_dense() if isinstance(x, EventBatch) else x)[:, -self.window:]
         fn = leaky_readout if self.method == "loop" else leaky_readout_fast
-        # spikes whose events are known (the compiled LIF layer's): project them by events
-        h = project_input(x, self.weight) if known_events(x) is not None else x @ self.weight.t()
+        # input events (no hidden layer) or spikes whose events are known (the compiled LIF
+        # layer's): projected by events where that pays
+        if isinstance(x, EventBatch) or known_events(x) is not None:
+            h = project_input(x, self.weight)
+        else:
+            h = x @ self.weight.t()
         return fn(h, self.decay_out, self.decay_syn, self.gain, self.initial_state)
 
     def reduce(self, trace: torch.Tensor) -> torch.Tensor:

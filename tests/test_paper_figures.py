@@ -206,7 +206,8 @@ def test_figure_command_one_line_errors(tmp_path, capsys):
 
 # -- the ready sweep files -----------------------------------------------------------------
 
-@pytest.mark.parametrize("name, full, quick, quick_epochs", [("fig3", 1512, 72, 30), ("fig5", 720, 16, 12),
+@pytest.mark.parametrize("name, full, quick, quick_epochs", [("fig3", 1512, 72, 30), ("fig3-randman20", 1512, 72, 30),
+                                                             ("fig5", 720, 16, 12),
                                                              ("fig5_recurrent", 720, 16, 12), ("fig9", 144, 18, 12)])
 def test_experiment_sweep_files_validate_and_quick_shrinks_them(name, full, quick, quick_epochs):
     spec = sweeps.load_sweep(EXPERIMENTS / f"{name}.toml")
@@ -218,6 +219,15 @@ def test_experiment_sweep_files_validate_and_quick_shrinks_them(name, full, quic
     assert sweeps.point_config(spec, spec.points[0]).train.epochs == 80
     text = (EXPERIMENTS / f"{name}.toml").read_text(encoding="utf-8")
     assert "# --quick:" in text and "min" in text
+
+
+def test_fig3_randman20_differs_from_fig3_only_in_classes_and_name():
+    a = sweeps.load_sweep(EXPERIMENTS / "fig3.toml", quick=True)
+    b = sweeps.load_sweep(EXPERIMENTS / "fig3-randman20.toml", quick=True)
+    assert a.grid == b.grid and a.seeds == b.seeds and (a.name, b.name) == ("fig3", "fig3-randman20")
+    ca, cb = sweeps.point_config(a, a.points[0]), sweeps.point_config(b, b.points[0])
+    assert (ca.data.randman.classes, cb.data.randman.classes) == (10, 20)
+    assert ca.with_overrides({"data.randman.classes": 20}).to_toml() == cb.to_toml()
 
 
 def test_quick_grid_keys_are_checked():

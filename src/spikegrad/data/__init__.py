@@ -38,6 +38,13 @@ DATASETS: dict[str, str] = {
 }
 
 
+def files_missing(name: str, what: str, layout: str) -> SpikegradError:
+    """The loaders' one error for data that is not there: what is missing, and the two ways
+    to get it (``spikegrad data download NAME``, or ``--data-dir`` with ``layout``)."""
+    return SpikegradError(f"{name}: {what}; run `spikegrad data download {name}` "
+                          f"or pass --data-dir {layout}")
+
+
 def available_datasets() -> list[str]:
     return sorted(DATASETS)
 

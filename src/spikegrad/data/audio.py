@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import SpikegradError
+from . import files_missing
 from .events import DataSplits, DenseData
 
 if TYPE_CHECKING:
@@ -274,8 +275,7 @@ def file_features(path: Path, spec: AudioSpec, n_frames: int, counts: Counter, n
 # -- layouts -------------------------------------------------------------------------------
 
 def _missing(name: str, root: Path, what: str) -> SpikegradError:
-    return SpikegradError(f"{name}: {what} not found in {root}; run `spikegrad data download {name}` "
-                          f"or pass --data-dir with the folder in its official layout")
+    return files_missing(name, f"{what} not found in {root}", "with the folder in its official layout")
 
 
 def _read_list(path: Path) -> list[tuple[int, str]]:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpikegradError
+from . import files_missing
 from .events import DataSplits, EventData
 
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
@@ -52,8 +53,7 @@ def _find(folder: Path, stem: str, name: str) -> Path:
     for candidate in (folder / stem, folder / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
-    raise SpikegradError(f"{name}: no {stem}[.gz] in {folder}; run `spikegrad data download {name}` "
-                         f"or pass --data-dir with the four IDX files")
+    raise files_missing(name, f"no {stem}[.gz] in {folder}", "with the four IDX files")
 
 
 def read_idx(path: Path) -> np.ndarray:

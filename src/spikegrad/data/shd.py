@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpikegradError
+from . import files_missing
 from .events import DataSplits, EventData
 
 log = logging.getLogger(__name__)
@@ -225,9 +226,8 @@ def _read_open(h5py, f, path: Path, name: str, split: str, n_classes: int, bad_e
 
 
 def _missing_files_error(name: str, folder: Path, missing: list[str]) -> SpikegradError:
-    return SpikegradError(f"{name}: missing {', '.join(str(folder / m) for m in missing)}; run "
-                          f"`spikegrad data download {name}` or pass --data-dir FOLDER holding "
-                          f"{', '.join(FILES[name].values())}")
+    return files_missing(name, f"missing {', '.join(str(folder / m) for m in missing)}",
+                         f"FOLDER holding {', '.join(FILES[name].values())}")
 
 
 def _carve_validation(path: Path, contents: _FileContents, spec: ShdSpec,

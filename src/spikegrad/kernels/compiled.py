@@ -153,6 +153,18 @@ _prefetch = _prefetch_py  # bound to the intrinsic by _kernels()
 _PREFETCH_AHEAD = 2  # the backward pass fetches the rows this many steps ahead
 
 
+def _prefetch_rows_py(volts, gs, gff, b, t):
+    """Prefetch row [b, t] of the three arrays the adjoint reads and writes, line by line."""
+    line = 64 // gff.itemsize                               # elements per cache line
+    for i in range(0, gff.shape[2], line):
+        _prefetch(volts, b, t, i)
+        _prefetch(gs, b, t, i)
+        _prefetch(gff, b, t, i)
+
+
+_prefetch_rows = _prefetch_rows_py  # jit-compiled by _kernels()
+
+
 def _make_prefetch(numba):
     """``llvm.prefetch`` of arr[b, t, i] (read, keep in all cache levels) as a numba intrinsic.
 
@@ -461,7 +473,6 @@ def _backward_simple_py(volts, gs, a, bs, g, one, zero, beta, code, zero_reset,
     last = steps - 1
     inline_h = code == 0
     ahead = _PREFETCH_AHEAD
-    line = 64 // gff.itemsize                               # elements per cache line
     for c in prange(nchunks):
         c0 = c * batch // nchunks
         c1 = (c + 1) * batch // nchunks
@@ -479,10 +490,7 @@ def _backward_simple_py(volts, gs, a, bs, g, one, zero, beta, code, zero_reset,
                     tp += steps
                     bp += 1
                 if bp < c1:
-                    for i in range(0, n, line):
-                        _prefetch(volts, bp, tp, i)
-                        _prefetch(gs, bp, tp, i)
-                        _prefetch(gff, bp, tp, i)
+                    _prefetch_rows(volts, gs, gff, bp, tp)
                 if not inline_h:
                     _surrogate_row(code, volts[b, t], h, beta, one, zero)
                 if t == last:                               # λU[T−1] = G_S h, dL/dff = λI[T] = 0
@@ -533,7 +541,6 @@ def _adjoint_step_py(t, last, volts, gs, acc, lu, li, h, a, bs, g, one, zero, be
     batch, steps, n = gff.shape
     inner = t < last
     inline_h = code == 0
-    line = 64 // gff.itemsize
     for b in range(batch):
         bp = b + _PREFETCH_AHEAD                            # the row `ahead` rows on
         tp = t
@@ -541,10 +548,7 @@ def _adjoint_step_py(t, last, volts, gs, acc, lu, li, h, a, bs, g, one, zero, be
             bp -= batch
             tp -= 1
         if tp >= 0:
-            for i in range(0, n, line):
-                _prefetch(volts, bp, tp, i)
-                _prefetch(gs, bp, tp, i)
-                _prefetch(gff, bp, tp, i)
+            _prefetch_rows(volts, gs, gff, bp, tp)
         if not inline_h:
             _surrogate_row(code, volts[b, t], h, beta, one, zero)
         if not inner:
@@ -592,10 +596,11 @@ def _kernels(parallel: bool):
         global prange
         prange = numba.prange
         opts = dict(cache=True, fastmath=False, nogil=True, error_model="numpy")
-        global _surrogate_row, _prefetch
+        global _surrogate_row, _prefetch, _prefetch_rows
         _surrogate_row = numba.njit(**opts)(_surrogate_row_py)
         if _prefetch is _prefetch_py:
             _prefetch = _make_prefetch(numba)
+        _prefetch_rows = numba.njit(inline="always", **opts)(_prefetch_rows_py)
         if parallel:
             opts["parallel"] = True
         fwd = numba.njit(**opts)(_forward_py)

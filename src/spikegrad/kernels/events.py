@@ -392,16 +392,13 @@ class EventProjection(torch.autograd.Function):
     def forward(ctx, w: torch.Tensor, x: torch.Tensor | None, ptr, idx, val, shape):
         # x: the dense input when there is one (only to route its gradient), else None
         ev = EventBatch._unchecked(ptr, idx, val, shape)   # pieces of a checked EventBatch
-        n_out, n_in = w.shape
-        lead = ev.shape[:-1]
-        m = math.prod(lead)
         use_numba = _numba_applies(val, w)
-        ff = (_forward_numba if use_numba else _forward_torch)(ev, w, m)
+        ff = (_forward_numba if use_numba else _forward_torch)(ev, w, math.prod(ev.shape[:-1]))
         ctx.save_for_backward(ptr, idx, val, w)
-        ctx.shape = (m, n_in, n_out, lead, ev.shape)
+        ctx.shape = ev.shape
         ctx.use_numba = use_numba
         ctx.set_materialize_grads(False)
-        return ff.reshape(*lead, n_out)
+        return ff.reshape(*ev.shape[:-1], w.shape[0])
 
     @staticmethod
     @once_differentiable
@@ -410,9 +407,10 @@ class EventProjection(torch.autograd.Function):
         if g_ff is None or not (need_x or need_w):
             return None, None, None, None, None, None
         ptr, idx, val, w = ctx.saved_tensors
-        m, n_in, n_out, lead, shape = ctx.shape
-        g = g_ff.reshape(m, n_out).to(w.dtype).contiguous()
-        g_x = (g @ w).reshape(*lead, n_in) if need_x else None
+        shape = ctx.shape
+        n_out, n_in = w.shape
+        g = g_ff.reshape(math.prod(shape[:-1]), n_out).to(w.dtype).contiguous()
+        g_x = (g @ w).reshape(shape) if need_x else None
         g_w = None
         if need_w:
             ev = EventBatch._unchecked(ptr, idx, val, shape)

@@ -20,7 +20,7 @@ import time
 import torch
 
 from fused_vs_reference import kernel_pass  # benchmarks/ is on sys.path when run as a script
-from spikegrad.kernels import compiled
+from spikegrad.kernels.options import KernelOptions
 
 BACKENDS = ("reference", "fused", "compiled")
 CASES = [
@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="only the two smaller cases, 2 repeats")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    compiled.set_num_threads(args.compiled_threads)
+    options = KernelOptions(threads=args.compiled_threads)
     cases = CASES[:2] if args.quick else CASES
     repeats = 2 if args.quick else args.repeats
     print(f"torch {torch.__version__}, torch threads {torch.get_num_threads()}, compiled threads "
@@ -54,13 +54,13 @@ def main() -> None:
             ff = ((torch.rand(batch, steps, n, generator=gen) - 0.5) * 1.2 + offset).requires_grad_()
             v = ((torch.rand(n, n, generator=gen) * 2 - 1) * 0.3 / n ** 0.5).requires_grad_() \
                 if recurrent else None
-            spikes = {b: kernel_pass(ff, v, b, c) for b in BACKENDS}  # warm-up, compile
+            spikes = {b: kernel_pass(ff, v, b, c, options) for b in BACKENDS}  # warm-up, compile
             assert torch.equal(spikes["reference"], spikes["compiled"]), "spike trains differ"
             times = {b: [] for b in BACKENDS}
             for _ in range(repeats):
                 for b in BACKENDS:
                     t0 = time.perf_counter()
-                    kernel_pass(ff, v, b, c)
+                    kernel_pass(ff, v, b, c, options)
                     times[b].append(time.perf_counter() - t0)
             med = {b: statistics.median(t) * 1e3 for b, t in times.items()}
             print(f"{name:28s} {'RC' if recurrent else 'FF':4s} {spikes['reference'].mean().item():6.3f} "

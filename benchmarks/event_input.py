@@ -51,6 +51,7 @@ import torch
 import spikegrad.kernels.events as events
 from spikegrad import LIFParams
 from spikegrad.network import LIFLayer
+from spikegrad.kernels.options import KernelOptions
 from spikegrad.neurons import EVENT_BATCH_DENSITY_MAX, EVENT_DENSITY_MAX, project_input
 
 CROSSOVER_DENSITIES = [0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.12, 0.16, 0.24]
@@ -88,11 +89,11 @@ def layer_pass(layer, x, c):
 
 
 def events_impl_pass(x, w, c, use_numba):
-    events.USE_NUMBA = use_numba
-    try:
-        projection_pass(x, w, c, "events")
-    finally:
-        events.USE_NUMBA = True
+    w.grad = None
+    if isinstance(x, torch.Tensor) and x.requires_grad:
+        x.grad = None
+    ff = project_input(x, w, "events", options=KernelOptions(projection_impl="numba" if use_numba else "torch"))
+    (ff * c).sum().backward()
 
 
 def implementations(repeats: int) -> None:

@@ -55,12 +55,12 @@ def one_pass(layer, x, c):
     return s
 
 
-def kernel_pass(ff, v, backend, c):
+def kernel_pass(ff, v, backend, c, options=None):
     """The LIF kernel alone on precomputed input currents (no input matmul); its spikes."""
     ff.grad = None
     if v is not None:
         v.grad = None
-    s, _ = lif_layer(ff, v, LIFParams(), backend)
+    s, _ = lif_layer(ff, v, LIFParams(), backend, *([options] if options is not None else []))
     (s * c).sum().backward()
     return s
 

@@ -9,6 +9,7 @@ forward pass).  Sizes are small so that the file runs in well under a minute onc
 on-disk cache is warm.
 """
 
+import functools
 import itertools
 import sys
 
@@ -19,6 +20,8 @@ import torch.nn.functional as F
 from spikegrad import SNN, Config, LIFParams, SpikegradError, lif_layer, register_surrogate
 from spikegrad.kernels import compiled
 from spikegrad.kernels.compiled import CompiledLIF, lif_compiled, saved_bytes_per_neuron_step
+from spikegrad.kernels.dispatch import run_layer, select_kernel
+from spikegrad.kernels.options import KernelOptions
 from spikegrad.neurons import available_backends, lif_reference, resolve_backend
 from kernel_helpers import CONNECTIVITY, SURROGATES, make_inputs, outputs_and_grads
 from kernel_helpers import assert_rel_close as _assert_rel_close
@@ -224,27 +227,40 @@ def test_saved_for_backward_bytes(dtype, reset, detach_reset, expect):
 
 
 @pytest.mark.parametrize("conn", CONNECTIVITY)
-def test_user_registered_surrogate_falls_back_to_fused(conn):
+def test_surrogate_without_kernel_form_runs_fused_under_auto_and_raises_when_compiled_is_named(conn):
     p = LIFParams(surrogate="test-compiled-cubic", beta=2.0, detach_reset=False,
                   recurrent_grad=conn[1])
     ff, v = make_inputs(5, recurrent=conn[0] == "rc")
-    assert not compiled.supports(ff, v, p)
-    s, _ = lif_layer(ff.clone().requires_grad_(), v, p, backend="compiled")
-    assert type(s.grad_fn).__name__ == "FusedLIFBackward"
-    _, grads = compare(p, ff, v)
-    assert grads[0].abs().sum() > 0
+    assert "has no kernel form" in compiled.supports(ff, v, p)
+    with pytest.raises(SpikegradError, match="backend 'compiled' cannot run this lif layer: surrogate "
+                                             "'test-compiled-cubic' has no kernel form"):
+        lif_layer(ff.clone().requires_grad_(), v, p, backend="compiled")
+    result = run_layer(ff.clone().requires_grad_(), v, p, backend="auto")
+    assert result.kernel == "fused" and type(result.spikes.grad_fn).__name__ == "FusedLIFBackward"
+    s_r, u_r, g_r = outputs_and_grads(lif_reference, ff, v, p)
+    s_a, u_a, g_a = outputs_and_grads(lif_layer, ff, v, p)      # backend "auto"
+    assert torch.equal(s_a, s_r) and torch.equal(u_a, u_r)
+    assert g_r[0].abs().sum() > 0
+    for a, b in zip(g_a, g_r):
+        assert_rel_close(a, b)
 
 
-def test_unsupported_devices_and_dtypes_fall_back():
+def test_unsupported_devices_and_dtypes_raise_when_named_and_pass_on_under_auto():
     p = LIFParams()
     ff = torch.rand(2, 6, 3)
-    assert compiled.supports(ff, None, p)
-    assert not compiled.supports(ff.to("meta"), None, p)       # stands in for CUDA tensors
-    assert not compiled.supports(ff.to(torch.bfloat16), None, p)
+    assert compiled.supports(ff, None, p) is None
+    assert "runs on the CPU, and the tensors are on meta" in compiled.supports(ff.to("meta"), None, p)
+    assert "float32 or float64" in compiled.supports(ff.to(torch.bfloat16), None, p)
     ffh = (torch.rand(2, 12, 3) * 5).to(torch.bfloat16)
-    s_c, u_c = lif_compiled(ffh, None, p)
+    with pytest.raises(SpikegradError, match="backend 'compiled' cannot run this lif layer: it takes float32"):
+        lif_compiled(ffh, None, p)
+    with pytest.raises(SpikegradError, match="backend 'compiled' cannot run this lif layer: it runs on the CPU"):
+        lif_layer(ff.to("meta"), None, p, backend="compiled")
+    assert select_kernel(ff.to("meta"), None, p, "auto").name == "fused"  # what CUDA tensors get
+    result = run_layer(ffh, None, p, "auto")
     s_r, u_r = lif_reference(ffh, None, p)
-    assert torch.equal(s_c, s_r) and torch.equal(u_c, u_r)
+    assert result.kernel == "fused"
+    assert torch.equal(result.spikes, s_r) and torch.equal(result.voltages, u_r)
 
 
 def test_missing_numba_raises_a_clear_error(monkeypatch):
@@ -253,7 +269,8 @@ def test_missing_numba_raises_a_clear_error(monkeypatch):
     assert "compiled" not in available_backends()
     assert "fused" in available_backends()
     ff = torch.rand(2, 5, 3)
-    with pytest.raises(SpikegradError, match=r"needs the package numba.*pip install 'numba>=0\.60'"):
+    with pytest.raises(SpikegradError, match=r"cannot run this lif layer: numba is not installed "
+                                             r"\(pip install 'numba>=0\.60'\)"):
         lif_layer(ff, None, LIFParams(), backend="compiled")
     assert resolve_backend("auto") == "fused"  # "auto" falls back to the fused kernel
     s_a, _ = lif_layer(ff.requires_grad_(), None, LIFParams(), backend="auto")
@@ -288,15 +305,15 @@ def test_threads_split_the_batch(monkeypatch, detach_reset):
     p = LIFParams(surrogate="superspike", detach_reset=detach_reset)
     ff, v = make_inputs(12, batch=5, steps=30, n=7)
     serial = outputs_and_grads(lif_compiled, ff, v, p)
-    monkeypatch.setattr(compiled, "_threads", lambda numba, rows, work: 2)  # even on 1 core
+    monkeypatch.setattr(compiled, "_threads", lambda numba, threads, rows, work: 2)  # even on 1 core
     par1 = outputs_and_grads(lif_compiled, ff, v, p)
     par2 = outputs_and_grads(lif_compiled, ff, v, p)
     assert torch.equal(par1[0], serial[0]) and torch.equal(par1[1], serial[1])
     assert torch.equal(par1[2][0], serial[2][0])
     assert_rel_close(par1[2][1], serial[2][1], rel=1e-12)
     assert all(torch.equal(a, b) for a, b in zip(par1[2], par2[2]))
-    with pytest.raises(SpikegradError, match="threads"):
-        compiled.set_num_threads(-1)
+    with pytest.raises(SpikegradError, match="threads must be an integer"):
+        KernelOptions(threads=-1)
 
 
 @pytest.mark.parametrize("rows", [1, 3])
@@ -331,12 +348,12 @@ def test_simple_backward_equals_general_and_reference(monkeypatch, surrogate, re
     monkeypatch.setattr(compiled, "_stepwise_recurrent", lambda *a: (calls.append(1), real_stepwise(*a)))
 
     def grads(simple):
-        monkeypatch.setattr(compiled, "_SIMPLE_BACKWARD", simple)
-        return outputs_and_grads(lif_compiled, ff, v, p, volt_grad=False)
+        kernel = functools.partial(lif_compiled, options=KernelOptions(simple_backward=simple))
+        return outputs_and_grads(kernel, ff, v, p, volt_grad=False)
 
     for rows, threads in [(1, 1), (3, 1), (8, 2)]:
         monkeypatch.setattr(compiled, "_BACKWARD_BLOCK_ROWS", rows)
-        monkeypatch.setattr(compiled, "_threads", lambda numba, r, w, k=threads: k)
+        monkeypatch.setattr(compiled, "_threads", lambda numba, t, r, w, k=threads: k)
         fast, general = grads(True), grads(False)
         assert torch.equal(fast[0], general[0])
         if surrogate != "true":
@@ -424,24 +441,20 @@ def test_prefetch_intrinsic_is_built_and_harmless():
 def test_forward_records_the_spikes_events(monkeypatch, dtype, recurrent, detach_reset, threads):
     """The forward kernel hands out its spikes' events: the CSR EventBatch.from_dense would
     find (rows, then increasing neuron; values 1), serial and split over threads (n = 13:
-    one full 8-neuron word and a tail); spikes and voltages are those of the run without
-    recording; an in-place change of the spikes retires the events."""
-    from spikegrad.kernels.events import EventBatch, known_events
-    monkeypatch.setattr(compiled, "_threads", lambda numba, r, w, k=threads: k)
+    one full 8-neuron word and a tail), returned beside them; spikes and voltages are those
+    of the run without recording."""
+    from spikegrad.events import EventBatch
+    monkeypatch.setattr(compiled, "_threads", lambda numba, t, r, w, k=threads: k)
     p = LIFParams(reset="zero", detach_reset=detach_reset)
     ff, v = make_inputs(41, batch=5, steps=20, n=13, recurrent=recurrent, dtype=dtype)
-    s, u = lif_compiled(ff, v, p)
-    ev = known_events(s)
+    s, u, ev = compiled.lif_compiled_events(ff, v, p)
     want = EventBatch.from_dense(s)
     assert ev is not None and ev.shape == s.shape and ev.nnz == want.nnz > 0
     assert torch.equal(ev.ptr, want.ptr) and torch.equal(ev.idx, want.idx)
     assert ev.val.dtype == dtype and bool((ev.val == 1).all())
-    monkeypatch.setattr(compiled, "RECORD_SPIKE_EVENTS", False)
-    s0, u0 = lif_compiled(ff, v, p)
-    assert known_events(s0) is None
+    s0, u0, ev0 = compiled.lif_compiled_events(ff, v, p, KernelOptions(record_events=False))
+    assert ev0 is None
     assert torch.equal(s, s0) and torch.equal(u, u0)
-    s.mul_(1.0)                                   # in place: the events may no longer hold
-    assert known_events(s) is None
 
 
 @pytest.mark.parametrize("recurrent", [False, True])
@@ -471,7 +484,8 @@ def test_readout_and_next_layer_use_the_recorded_events(monkeypatch, recurrent):
 
     with_events = run()
     assert searched == [(4, 40, 30)]               # only the input, never the hidden spikes
-    monkeypatch.setattr(compiled, "RECORD_SPIKE_EVENTS", False)
+    for layer in net.layers:
+        layer.options = KernelOptions(record_events=False)
     searched.clear()
     without = run()
     assert (4, 40, 20) in searched                 # layer 2 had to search layer 1's spikes

@@ -12,16 +12,32 @@ import torch
 import torch.nn.functional as F
 
 from spikegrad import SNN, LIFParams, SpikegradError
+import spikegrad.events
 import spikegrad.kernels.events as events
 from spikegrad.kernels.compiled import numba_available
-from spikegrad.kernels.events import EventBatch, EventProjection, density, sparse_projection
+from spikegrad.kernels.events import EventBatch, EventProjection, density
+from spikegrad.kernels.events import sparse_projection as _sparse_projection
+from spikegrad.kernels.options import KernelOptions
 from spikegrad.network import LIFLayer
 from spikegrad.neurons import (EVENT_BATCH_DENSITY_MAX, EVENT_DENSITY_MAX, choose_input_path,
-                               project_input)
+                               project_input as _project_input)
 
 DENSITIES = [0.0, 0.001, 0.02, 0.08, 0.5]
 IMPLS = ["numba", "torch"]
 needs_numba = pytest.mark.skipif(not numba_available(), reason="numba not installed")
+
+
+# The implementation the projections of a test run with: the ``impl`` fixture sets it, and
+# the two wrappers below pass it explicitly (the library has no global switch).
+_IMPL = {0: "auto"}
+
+
+def sparse_projection(x, w, events=None):
+    return _sparse_projection(x, w, events, _IMPL[0])
+
+
+def project_input(x, w, path="auto", events=None):
+    return _project_input(x, w, path, events, KernelOptions(projection_impl=_IMPL[0]))
 
 
 @pytest.fixture(params=IMPLS)
@@ -29,7 +45,7 @@ def impl(request, monkeypatch):
     """The event implementation under test: "numba" (skipped without numba) or "torch"."""
     if request.param == "numba" and not numba_available():
         pytest.skip("numba not installed")
-    monkeypatch.setattr(events, "USE_NUMBA", request.param == "numba")
+    monkeypatch.setitem(_IMPL, 0, request.param)
     return request.param
 
 
@@ -64,7 +80,7 @@ def project_and_grads(path, x, w, c, x_grad):
 def compare(x, seed=0, n_out=9, x_grad=True):
     gen = torch.Generator().manual_seed(100 + seed)
     w = torch.randn(n_out, x.shape[-1], generator=gen, dtype=x.dtype)
-    assert ran_numba(x, w) == (events.USE_NUMBA and events.numba_available())
+    assert ran_numba(x, w) == (_IMPL[0] != "torch" and events.numba_available())
     c = torch.randn(*x.shape[:-1], n_out, generator=gen, dtype=x.dtype)
     ff_d, gw_d, gx_d = project_and_grads("dense", x, w, c, x_grad)
     ff_e, gw_e, gx_e = project_and_grads("events", x, w, c, x_grad)
@@ -168,7 +184,7 @@ def test_numba_equals_torch_fallback_and_is_deterministic(monkeypatch, dtype):
     c = torch.randn(7, 60, 33, generator=gen, dtype=dtype)
     got = {}
     for name in ["numba", "torch", "numba"]:
-        monkeypatch.setattr(events, "USE_NUMBA", name == "numba")
+        monkeypatch.setitem(_IMPL, 0, name)
         xg = x.clone().requires_grad_()
         wg = w.clone().requires_grad_()
         ff = sparse_projection(xg, wg)
@@ -207,9 +223,11 @@ def test_fallback_when_numba_missing_or_not_applicable(monkeypatch):
     compare(x)                                   # the torch path, still equal to dense
     monkeypatch.undo()
     # not on the CPU, or a dtype the kernels do not take: the torch implementation
-    assert not events._numba_applies(torch.empty(2, 3, device="meta"), w)
-    assert not events._numba_applies(x.to(torch.bfloat16), w.to(torch.bfloat16))
-    assert events._numba_applies(x, w) == numba_available()
+    assert not events._use_numba("auto", torch.empty(2, 3, device="meta"), w)
+    assert not events._use_numba("auto", x.to(torch.bfloat16), w.to(torch.bfloat16))
+    assert events._use_numba("auto", x, w) == numba_available()
+    with pytest.raises(SpikegradError, match="numba event projection runs on CPU float32/float64"):
+        _sparse_projection(x.to(torch.bfloat16), w.to(torch.bfloat16), impl="numba")
     xb, wb = x.to(torch.bfloat16), w.to(torch.bfloat16)
     torch.testing.assert_close(sparse_projection(xb, wb).float(), (xb @ wb.t()).float(),
                                rtol=2e-2, atol=2e-2)
@@ -217,7 +235,7 @@ def test_fallback_when_numba_missing_or_not_applicable(monkeypatch):
 
 @pytest.mark.parametrize("use_numba", [True, False])
 def test_density(monkeypatch, use_numba):
-    monkeypatch.setattr(events, "USE_NUMBA", use_numba)
+    monkeypatch.setattr(spikegrad.events, "_numba_applies", lambda *t: use_numba and numba_available())
     for dtype in (torch.float32, torch.float64):
         x = sparse_input(24, (4, 30, 50), 0.05, counts=True, dtype=dtype)
         want = int(torch.count_nonzero(x)) / x.numel()
@@ -274,7 +292,7 @@ def test_layer_uses_the_chosen_path(monkeypatch):
     import spikegrad.neurons as neurons
     calls = []
     real = neurons.sparse_projection
-    monkeypatch.setattr(neurons, "sparse_projection", lambda x, w: calls.append(1) or real(x, w))
+    monkeypatch.setattr(neurons, "sparse_projection", lambda x, w, *a: calls.append(1) or real(x, w, *a))
     assert LIFLayer(100, 6, LIFParams()).input_path == "auto"  # the default
     layer = LIFLayer(100, 6, LIFParams(), input_path="auto")
     layer(sparse_input(14, (2, 10, 100), 0.01, dtype=torch.float32))

@@ -10,7 +10,7 @@ import torch
 
 from spikegrad import LIFParams, SpikegradError, lif_layer
 from spikegrad.surrogates import (
-    _REGISTRY,
+    SURROGATES as _REGISTRY,
     available_surrogates,
     get_surrogate,
     register_surrogate,
@@ -48,7 +48,8 @@ def user_surrogate_name():
     try:
         yield name
     finally:
-        _REGISTRY.pop(name, None)
+        if name in _REGISTRY:
+            _REGISTRY.remove(name)
 
 
 def test_builtin_surrogates_are_registered():

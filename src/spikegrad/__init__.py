@@ -2,9 +2,12 @@
 
 from .config import Config, load_config
 from .errors import SpikegradError
-from .kernels.events import EventBatch
+from .dynamics import ALIFParams, LIFParams, NEURON_MODELS, register_neuron_model, scan
+from .events import EventBatch
+from .kernels.options import KernelOptions
 from .network import SNN, LIFLayer, Readout, Recording
-from .neurons import LIFParams, lif_layer, lif_reference, lif_step
+from .neurons import lif_layer, lif_reference, lif_step
+from .registry import Registry
 from .readouts import available_readouts, get_readout, register_readout
 from .regularizers import ActivityRegularizer
 from .surrogates import available_surrogates, get_surrogate, register_surrogate, spike
@@ -13,7 +16,8 @@ from .training import evaluate, evaluate_run, resume, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActivityRegularizer", "Config", "EventBatch", "LIFLayer", "LIFParams", "Readout", "Recording", "SNN",
+    "ALIFParams", "ActivityRegularizer", "Config", "EventBatch", "KernelOptions", "LIFLayer", "LIFParams",
+    "NEURON_MODELS", "Registry", "register_neuron_model", "scan", "Readout", "Recording", "SNN",
     "SpikegradError", "available_readouts", "available_surrogates", "evaluate", "evaluate_run",
     "get_readout", "get_surrogate", "lif_layer", "lif_reference", "lif_step", "load_config",
     "register_readout", "register_surrogate", "resume", "spike", "train",

@@ -26,7 +26,8 @@ from .data.randman import RandmanSpec
 from .data.shd import ShdSpec
 from .errors import SpikegradError
 from .init import INITS
-from .neurons import INPUT_PATHS, LIFParams, available_backends
+from .dynamics import NEURON_MODELS, ALIFParams, LIFParams
+from .neurons import INPUT_PATHS, available_backends
 from .readouts import get_readout
 from .regularizers import ActivityRegularizer
 
@@ -47,6 +48,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     hidden: list[int] = field(default_factory=lambda: [128])  # [] or [0]: no hidden layer
+    neuron: str = "lif"                # neuron model: "lif" (eq. 4.1) or "alif" (adaptive threshold)
     recurrent: bool = False
     surrogate: str = "superspike"
     beta: float = 10.0                 # surrogate slope
@@ -58,10 +60,13 @@ class ModelConfig:
     tau_mem_ms: float = 10.0
     tau_syn_ms: float = 5.0
     tau_out_ms: float = 20.0
+    tau_adapt_ms: float = 200.0        # alif: adaptation time constant τ_a
+    beta_adapt: float = 1.8            # alif: threshold 1 + β_a b
+    detach_adaptation: bool = False    # alif: no gradient through the adaptation b
     readout: str = "max"
     readout_init: float = -1e-3        # U_out[0]
     readout_steps: int = 0             # response window: the readout sees only the last N steps; 0: all
-    backend: str = "auto"              # LIF kernel: "auto" (compiled if numba imports, else fused), "reference", "fused", "compiled"
+    backend: str = "auto"              # kernel: "auto" (first that supports the call: compiled, fused, reference), or one by name
     input_path: str = "auto"           # x·Wᵀ: "auto" (events for sparse CPU input), "dense", "events" (cost ∝ input events)
     init: str = "uniform"              # "uniform" (paper §4.2.3) or "fluctuation" (σ_U-targeted, see spikegrad.init)
     init_sigma_u: float = 1.0          # fluctuation init: target std of the free membrane potential
@@ -100,10 +105,18 @@ class Config:
         return [h for h in self.model.hidden if h != 0]
 
     def neuron_params(self) -> LIFParams:
+        """The parameter record of ``model.neuron`` (``LIFParams`` or ``ALIFParams``)."""
         m = self.model
-        return LIFParams(dt=m.dt_ms * 1e-3, tau_mem=m.tau_mem_ms * 1e-3, tau_syn=m.tau_syn_ms * 1e-3,
-                         reset=m.reset, input_gain=m.input_gain, detach_reset=m.detach_reset,
-                         recurrent_grad=m.recurrent_grad, surrogate=m.surrogate, beta=m.beta)
+        common = dict(dt=m.dt_ms * 1e-3, tau_mem=m.tau_mem_ms * 1e-3, tau_syn=m.tau_syn_ms * 1e-3,
+                      reset=m.reset, input_gain=m.input_gain, detach_reset=m.detach_reset,
+                      recurrent_grad=m.recurrent_grad, surrogate=m.surrogate, beta=m.beta)
+        NEURON_MODELS.get(m.neuron)
+        if m.neuron == "alif":
+            return ALIFParams(**common, tau_adapt=m.tau_adapt_ms * 1e-3, beta_adapt=m.beta_adapt,
+                              detach_adaptation=m.detach_adaptation)
+        if m.neuron != "lif":
+            raise SpikegradError(f"model.neuron {m.neuron!r} has no config fields yet; build it from the Python API")
+        return LIFParams(**common)
 
     def regularizer_obj(self) -> ActivityRegularizer:
         return ActivityRegularizer(**dataclasses.asdict(self.regularizer))
@@ -131,11 +144,14 @@ class Config:
             raise SpikegradError(f"unknown model.init {m.init!r}; choose one of: {', '.join(INITS)}")
         if not (math.isfinite(m.init_sigma_u) and m.init_sigma_u > 0):
             raise SpikegradError(f"model.init_sigma_u must be > 0, got {m.init_sigma_u}")
-        if m.backend == "compiled" and "compiled" not in available_backends():
+        if m.neuron not in NEURON_MODELS:
+            raise SpikegradError(str(NEURON_MODELS.unknown(m.neuron)).replace("unknown neuron model", "unknown model.neuron", 1))
+        if m.backend == "compiled" and m.neuron == "lif" and not _numba_ok():
             raise SpikegradError("model.backend 'compiled' needs the package numba, which cannot be imported; "
                                  "install it with: pip install 'numba>=0.60' (or choose 'fused' or 'reference')")
-        if m.backend not in available_backends():
-            raise SpikegradError(f"unknown backend {m.backend!r}; choose one of: {', '.join(available_backends())}")
+        if m.backend not in available_backends(m.neuron):
+            raise SpikegradError(f"unknown backend {m.backend!r} for model.neuron {m.neuron!r}; "
+                                 f"choose one of: {', '.join(available_backends(m.neuron))}")
         self.neuron_params()
         get_readout(m.readout)
         self.regularizer_obj()
@@ -321,3 +337,8 @@ def _coerce(hint: Any, value: Any, source: str, key: str):
             raise SpikegradError(f"{source}: {key} must be a string, got {value!r}")
         return value
     raise TypeError(f"unsupported config type {hint!r} for {key}")  # pragma: no cover
+
+
+def _numba_ok() -> bool:
+    from ._numba import numba_available
+    return numba_available()

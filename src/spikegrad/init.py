@@ -28,7 +28,7 @@ import math
 import torch
 
 from .errors import SpikegradError
-from .neurons import LIFParams
+from .dynamics import LIFParams
 
 INITS = ("uniform", "fluctuation")
 

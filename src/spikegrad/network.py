@@ -1,8 +1,13 @@
-"""Spiking network: LIF hidden layers (0, 1, 2, …; optionally recurrent) and a leaky readout.
+"""Spiking network: hidden layers of any registered neuron model (LIF by default; 0, 1, 2, …;
+optionally recurrent) and a leaky readout.
 
 Input [batch, time, inputs] → logits [batch, classes].  With ``record=True`` the forward
 pass also returns the hidden spikes and voltages per layer and the readout trace.
-Weights are drawn from U(−1/√fan_in, 1/√fan_in), no biases (paper §4.2.3).
+Weights are drawn from U(−1/√fan_in, 1/√fan_in), no biases (paper §4.2.3).  A layer is
+generic over the neuron model: its parameter record (``LIFParams``, ``ALIFParams``, …)
+names the model, and :func:`spikegrad.kernels.dispatch.run_layer` picks the kernel per call
+(the layer records which one ran: :meth:`SNN.kernels`).  Parameter fields that are
+``nn.Parameter`` tensors (learnable time constants) are registered on the layer.
 """
 
 from __future__ import annotations
@@ -14,10 +19,14 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .dynamics import LIFParams
+from .dynamics.base import decay
 from .errors import SpikegradError
-from .neurons import INPUT_PATHS, LIFParams, decay, leaky_readout, lif_layer, project_input, resolve_backend
-from .kernels.events import EventBatch, known_events
+from .events import EventBatch
+from .kernels.dispatch import LayerResult, run_layer
+from .kernels.options import DEFAULT_OPTIONS, KernelOptions
 from .kernels.readout import leaky_readout_fast
+from .neurons import INPUT_PATHS, choose_input_path, leaky_readout, project_input, resolve_backend
 from .readouts import get_readout
 
 # The reference time loop, or kernels/readout.py's fast path (the compiled recursion where
@@ -37,25 +46,46 @@ def _check_input_path(path: str) -> str:
 
 
 class LIFLayer(nn.Module):
-    """Feed-forward weights W [out, in] and, if recurrent, V [out, out].
+    """Feed-forward weights W [out, in] and, if recurrent, V [out, out]; the neuron model is
+    the one ``params`` belongs to (LIF, ALIF, …).
 
     ``input_path`` ("auto", "dense", "events"; a plain attribute, may be changed at any
     time) selects how x Wᵀ is computed: see :func:`spikegrad.neurons.project_input`.
+    ``backend`` names the kernel ("auto": the first candidate that supports the call);
+    ``options`` tunes the kernels.  After a forward pass, ``ran`` holds the kernel and the
+    input path that ran.
     """
 
     def __init__(self, n_in: int, n_out: int, params: LIFParams, recurrent: bool = False,
-                 backend: str = "auto", input_path: str = "auto"):
+                 backend: str = "auto", input_path: str = "auto", options: KernelOptions = DEFAULT_OPTIONS):
         super().__init__()
         self.params = params
         self.backend = backend
         self.input_path = _check_input_path(input_path)
+        self.options = options
         self.weight = _uniform_fan_in((n_out, n_in))
         self.recurrent_weight = _uniform_fan_in((n_out, n_out)) if recurrent else None
+        for name in getattr(params, "tensor_fields", ()):
+            value = getattr(params, name)
+            if isinstance(value, nn.Parameter):
+                self.register_parameter(f"neuron_{name}", value)
+        self.ran: dict[str, str] = {}
+
+    def run(self, x: torch.Tensor | EventBatch, events: EventBatch | None = None) -> LayerResult:
+        """x: input spikes [batch, time, in] (or an EventBatch; ``events``: x's events when
+        known) → the kernel's :class:`~spikegrad.kernels.dispatch.LayerResult`."""
+        path = self.input_path
+        if path == "auto":
+            path = choose_input_path(x, self.weight, events, self.options)
+        ff = project_input(x, self.weight, path, events, self.options)
+        result = run_layer(ff, self.recurrent_weight, self.params, self.backend, self.options)
+        self.ran = {"kernel": result.kernel, "input_path": path}
+        return result
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: input spikes [batch, time, in] → (spikes, voltages), each [batch, time, out]."""
-        ff = project_input(x, self.weight, self.input_path)
-        return lif_layer(ff, self.recurrent_weight, self.params, self.backend)
+        result = self.run(x)
+        return result.spikes, result.voltages
 
 
 class Readout(nn.Module):
@@ -83,21 +113,23 @@ class Readout(nn.Module):
         self.initial_state = float(initial_state)
         self.weight = _uniform_fan_in((n_out, n_in))
 
-    def trace(self, x: torch.Tensor) -> torch.Tensor:
+    def trace(self, x: torch.Tensor | EventBatch, events: EventBatch | None = None) -> torch.Tensor:
         """Readout voltages U_out[n], [batch, time, classes].
 
         With a response window of k steps the readout listens only then: it starts from
         its initial state at step T − k and integrates the last k steps of ``x``, so the
         decision must be present in the network's activity at response time (the leaky
         readout cannot carry it across a delay).  The trace is then [batch, k, classes].
+        ``events``: the events of spikes x when known (the compiled LIF layer returns them).
         """
         if self.window:
             x = (x.to_dense() if isinstance(x, EventBatch) else x)[:, -self.window:]
+            events = None
         fn = leaky_readout if self.method == "loop" else leaky_readout_fast
         # input events (no hidden layer) or spikes whose events are known (the compiled LIF
         # layer's): projected by events where that pays
-        if isinstance(x, EventBatch) or known_events(x) is not None:
-            h = project_input(x, self.weight)
+        if isinstance(x, EventBatch) or events is not None:
+            h = project_input(x, self.weight, events=events)
         else:
             h = x @ self.weight.t()
         return fn(h, self.decay_out, self.decay_syn, self.gain, self.initial_state)
@@ -106,8 +138,8 @@ class Readout(nn.Module):
         """Logits from the readout trace."""
         return self.reduction_fn(trace)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.reduce(self.trace(x))
+    def forward(self, x: torch.Tensor, events: EventBatch | None = None) -> torch.Tensor:
+        return self.reduce(self.trace(x, events))
 
 
 @dataclass
@@ -132,8 +164,11 @@ class SNN(nn.Module):
         params: neuron dynamics and gradient switches.  tau_out: readout time constant (s).
         readout: ``max``/``sum``/``mean``/``last``.  readout_init: U_out[0].
         readout_steps: response window: the readout sees only the last this many steps (0: all).
-        backend: LIF kernel of every hidden layer ("auto": compiled where numba imports,
-        else fused; "reference" is the plain autograd loop, and keeps the readout a loop too).
+        params: the neuron model's parameter record (``LIFParams`` — eq. 4.1 —, ``ALIFParams``, …).
+        backend: kernel of every hidden layer ("auto": per call the first candidate that
+        supports it — compiled where numba imports, else fused; "reference" is the plain
+        autograd scan, and keeps the readout a loop too).  kernel_options: tuning of the
+        kernels (:class:`~spikegrad.kernels.options.KernelOptions`).
         input_path: how every hidden layer computes x Wᵀ ("auto", the default: event-driven
         for sparse CPU input, else dense; "dense"; "events"); change later with
         :meth:`set_input_path`.  All choices give the same values up to float rounding.
@@ -142,7 +177,8 @@ class SNN(nn.Module):
     def __init__(self, n_inputs: int, hidden: Sequence[int], n_classes: int,
                  params: LIFParams | None = None, recurrent: bool = False,
                  tau_out: float = 20e-3, readout: str = "max", readout_init: float = -1e-3,
-                 backend: str = "auto", readout_steps: int = 0, input_path: str = "auto"):
+                 backend: str = "auto", readout_steps: int = 0, input_path: str = "auto",
+                 kernel_options: KernelOptions = DEFAULT_OPTIONS):
         super().__init__()
         params = params or LIFParams()
         sizes = [int(n_inputs), *[int(h) for h in hidden]]
@@ -153,7 +189,7 @@ class SNN(nn.Module):
         self.n_inputs = sizes[0]
         self.params = params
         self.layers = nn.ModuleList(
-            LIFLayer(a, b, params, recurrent, backend, input_path)
+            LIFLayer(a, b, params, recurrent, backend, input_path, kernel_options)
             for a, b in zip(sizes[:-1], sizes[1:]))
         # The reference backend keeps the plain time loop for the readout too; every fast
         # backend uses the fast readout (equal to the loop up to rounding).
@@ -172,14 +208,21 @@ class SNN(nn.Module):
             raise SpikegradError(
                 f"input must have shape [batch, time, {self.n_inputs}], got {list(x.shape)}")
         rec = Recording()
+        events = None
         for layer in self.layers:
-            x, u = layer(x)
+            out = layer.run(x, events)
+            x, events = out.spikes, out.events
             rec.spikes.append(x)
-            rec.voltages.append(u)
+            rec.voltages.append(out.voltages)
         if not record:
-            return self.readout(x)
-        rec.readout = self.readout.trace(x)
+            return self.readout(x, events)
+        rec.readout = self.readout.trace(x, events)
         return self.readout.reduce(rec.readout), rec
+
+    def kernels(self) -> list[dict[str, str]]:
+        """What the last forward pass ran, per hidden layer: kernel and input path, and the
+        readout's method (``{"readout": "fast"}`` or ``"loop"``) last."""
+        return [dict(layer.ran) for layer in self.layers] + [{"readout": self.readout.method}]
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, Recording]:
         """Forward pass that also returns the recording (spikes, voltages, readout)."""

@@ -11,35 +11,23 @@ from typing import Callable
 
 import torch
 
-from .errors import SpikegradError
+from .registry import Registry
 
 Reduction = Callable[[torch.Tensor], torch.Tensor]
-_REGISTRY: dict[str, Reduction] = {}
+READOUTS: Registry[Reduction] = Registry("readout")
 
 
 def register_readout(name: str) -> Callable[[Reduction], Reduction]:
     """Decorator: register ``fn(u_out [batch, time, classes]) -> logits [batch, classes]``."""
-
-    def deco(fn: Reduction) -> Reduction:
-        if name in _REGISTRY:
-            raise SpikegradError(f"readout {name!r} is already registered")
-        _REGISTRY[name] = fn
-        return fn
-
-    return deco
+    return READOUTS.register(name)
 
 
 def available_readouts() -> list[str]:
-    return sorted(_REGISTRY)
+    return READOUTS.names()
 
 
 def get_readout(name: str) -> Reduction:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise SpikegradError(
-            f"unknown readout {name!r}; choose one of: {', '.join(available_readouts())}"
-        ) from None
+    return READOUTS.get(name)
 
 
 @register_readout("max")

@@ -27,7 +27,7 @@ from .allocator import tune_allocator
 from .config import Config, load_config
 from .data import DataSplits, DenseData, EventData, load_dataset
 from .errors import SpikegradError
-from .kernels.events import EventBatch
+from .events import EventBatch
 from .init import fluctuation_init_
 from .network import SNN
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import SpikegradError
-from ..kernels.events import EventBatch
+from ..events import EventBatch
 
 
 @dataclass

@@ -47,72 +47,52 @@ else runs the general ``_backward_py``.  All kernels are compiled with
 surrogate loops from vectorising.
 
 Parallelism: the batch can be split into one chunk per thread (``prange``).  One thread by
-default (:func:`set_num_threads`: on the loaded, shared 2-core machine this was written
+default (``KernelOptions.threads``: on the loaded, shared 2-core machine this was written
 on, two threads were slower than one).  Results do not depend on the thread count except
 dL/dV, whose per-thread partial sums are added in a fixed order (deterministic for a fixed
 thread count, equal to rounding otherwise).
 
-Falls back to the fused backend (same results) for what it does not cover: a surrogate
-that is not one of the five built-in shapes (user-registered), tensors not on the CPU,
-dtypes other than float32/float64.  Double backward is not supported (as in the fused
-kernel).  If numba is not importable, selecting this backend raises a SpikegradError that
-says how to install it.
+What it does not cover, :func:`supports` names (a surrogate without a kernel form,
+tensors not on the CPU, dtypes other than float32/float64, tensor-valued parameters,
+stacked recurrent weights under vmap): ``backend="auto"`` then runs the next candidate
+(:mod:`spikegrad.kernels.dispatch`), a named ``"compiled"`` raises that reason.  Double
+backward is not supported (as in the fused kernel).  The autograd Function is in the
+``setup_context`` style with a vmap rule that folds the member axis into the batch.
 """
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
+from .._numba import DTYPES as _DTYPES, INSTALL_HINT, is_vmapped, numba_available, require_numba
 from ..errors import SpikegradError
-from .fused import lif_fused
+from ..events import EventBatch
+from ..surrogates import KERNEL_FORMS, SURROGATES, get_surrogate, kernel_code
+from .fused import check_layer_inputs, fold_member_axis
+from .options import DEFAULT_OPTIONS, KernelOptions
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..neurons import LIFParams
-    from .events import EventBatch
+    from ..dynamics.lif import LIFParams
 
-INSTALL_HINT = "pip install 'numba>=0.60'"
+# The kernels branch on the code of the surrogate's kernel form (KERNEL_FORMS order:
+# superspike 0, superspike-asym 1, sigmoid 2, esser 3, zero 4): numba cannot call torch.
+_TRUE = KERNEL_FORMS.index("zero")
 
-# Built-in surrogate shapes by integer code (the numba kernel cannot call torch functions).
-SURROGATE_CODES = {"superspike": 0, "superspike-asym": 1, "sigmoid": 2, "esser": 3, "true": 4}
-_TRUE = 4
-_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+def surrogate_codes() -> dict[str, int]:
+    """Every registered surrogate that has a kernel form, with its code (from the registry)."""
+    return {name: kernel_code(s) for name, s in SURROGATES.items() if s.kernel_form is not None}
 
 # Minimum neuron-steps per thread before the batch is split over threads: below it the
 # thread start-up costs more than it saves.
 _MIN_WORK_PER_THREAD = 1 << 15
 _BACKWARD_BLOCK_ROWS = 8
-# The forward pass records the spikes' events and attaches them to the spike tensor
-# (kernels.events.attach_events), so that the readout and a next layer project the spikes
-# by events without searching them; False turns that off (tests compare).
-RECORD_SPIKE_EVENTS = True
-# The common case (only the spikes carry a gradient, detached reset) runs the fused
-# _backward_simple_py, or step by step with the dense recurrent adjoint
-# (_stepwise_recurrent); False forces the general kernel (the tests compare them).
-_SIMPLE_BACKWARD = True
-
-
-def numba_available() -> bool:
-    """Whether numba imports (tried anew on every call; cheap once imported)."""
-    try:
-        importlib.import_module("numba")
-    except ImportError:
-        return False
-    return True
-
-
-def _require_numba():
-    try:
-        return importlib.import_module("numba")
-    except ImportError as exc:
-        raise SpikegradError(
-            f"backend 'compiled' needs the package numba, which cannot be imported ({exc}); "
-            f"install it with: {INSTALL_HINT}  (or choose backend 'fused' or 'reference')"
-        ) from None
+_require_numba = require_numba
 
 
 def saved_bytes_per_neuron_step(p: "LIFParams", dtype: torch.dtype = torch.float32) -> int:
@@ -121,15 +101,22 @@ def saved_bytes_per_neuron_step(p: "LIFParams", dtype: torch.dtype = torch.float
     return size + 1 if (p.reset == "zero" and not p.detach_reset) else size
 
 
-def supports(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> bool:
-    """Whether the compiled kernel runs this case (otherwise :func:`lif_compiled` runs fused)."""
-    if not isinstance(p.surrogate, str) or p.surrogate not in SURROGATE_CODES:
-        return False
-    if ff.device.type != "cpu" or ff.dtype not in _DTYPES:
-        return False
-    if v is not None and (v.device.type != "cpu" or v.dtype != ff.dtype):
-        return False
-    return True
+def supports(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> str | None:
+    """None if the compiled kernel runs this call, else the reason it cannot (one phrase)."""
+    if not numba_available():
+        return f"numba is not installed ({INSTALL_HINT})"
+    if p.tensor_fields:
+        return f"it takes float parameters, and {', '.join(p.tensor_fields)} are tensors"
+    surrogate = get_surrogate(p.surrogate)
+    if surrogate.kernel_form is None:
+        return f"surrogate {surrogate.name!r} has no kernel form (register it with kernel_form=...)"
+    if ff.device.type != "cpu" or (v is not None and v.device.type != "cpu"):
+        return f"it runs on the CPU, and the tensors are on {ff.device.type if ff.device.type != 'cpu' else v.device.type}"
+    if ff.dtype not in _DTYPES:
+        return f"it takes float32 or float64, not {ff.dtype}"
+    if v is not None and is_vmapped(v):
+        return "vmap over stacked recurrent weights does not fold into the batch"
+    return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -611,28 +598,10 @@ def _kernels(parallel: bool):
     return _JIT[key]
 
 
-def set_num_threads(threads: int) -> None:
-    """Threads of the compiled kernel: ``n`` ≥ 1, or 0 to follow ``torch.get_num_threads()``.
-
-    Default 1.  On the shared 2-core development machine (load average 7–8 from other
-    processes) two threads did not pay: one layer fwd + bwd (batch 64, T 100, N 256,
-    float32) took 1.4–2× as long as with one thread, feed-forward and recurrent, with
-    numba's omp and workqueue threading layers alike.  On idle many-core machines large
-    batches should gain; not measured.  dL/dV is summed per thread, so it is bitwise
-    reproducible for a fixed thread count only.
-    """
-    global _THREADS
-    if not (isinstance(threads, int) and threads >= 0):
-        raise SpikegradError(f"threads must be an integer ≥ 0 (0: follow torch), got {threads!r}")
-    _THREADS = threads
-
-
-_THREADS = 1
-
-
-def _threads(numba, work_rows: int, work: int) -> int:
-    """Chunks (= threads) for a call: the setting, capped by numba's threads and the work."""
-    want = _THREADS or torch.get_num_threads()
+def _threads(numba, threads: int, work_rows: int, work: int) -> int:
+    """Chunks (= threads) for a call: ``threads`` (0: torch's), capped by numba's threads and
+    the work."""
+    want = threads or torch.get_num_threads()
     want = min(want, numba.config.NUMBA_NUM_THREADS, max(1, work_rows))
     want = min(want, max(1, work // _MIN_WORK_PER_THREAD))
     return max(1, want)
@@ -648,10 +617,16 @@ def _run(kind: int, nchunks: int, *args) -> None:
 
 
 class CompiledLIF(torch.autograd.Function):
-    """All T steps of one LIF layer as a single autograd node, computed by numba."""
+    """All T steps of one LIF layer as a single autograd node, computed by numba.
+
+    Outputs (spikes, voltages, pre, spk, event_ptr, event_idx): pre/spk are what the
+    backward pass needs for a differentiable zero reset (empty otherwise), event_ptr/idx the
+    spikes' events as CSR (empty unless ``options.record_events``); none of the four is
+    differentiable.
+    """
 
     @staticmethod
-    def forward(ctx, ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams"):
+    def forward(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams", options: KernelOptions):
         numba = _require_numba()
         np_dtype = _DTYPES[ff.dtype]
         zero_reset = p.reset == "zero"
@@ -664,40 +639,56 @@ class CompiledLIF(torch.autograd.Function):
         spk = torch.empty(batch, steps, n, dtype=torch.uint8) if keep_pre \
             else torch.empty(0, 0, 0, dtype=torch.uint8)
         vt = v.detach().t().contiguous() if v is not None else ffc.new_empty(0, 0)
-        record = RECORD_SPIKE_EVENTS and ffc.numel() > 0
+        record = options.record_events and ffc.numel() > 0
         # the spikes' events: counts per (row, step), indices from each chunk's offset on
         # (room for every neuron-step; only the slots used are ever touched)
         scnt = torch.empty(batch * steps if record else 0, dtype=torch.int64)
         sidx = torch.empty(ffc.numel() if record else 0, dtype=torch.int32)
         nchunks = 1
         if ffc.numel():
-            nchunks = _threads(numba, batch, ffc.numel())
+            nchunks = _threads(numba, options.threads, batch, ffc.numel())
             _run(0, nchunks, ffc.numpy(), vt.numpy(), v is not None,
                  np_dtype(p.decay_mem), np_dtype(p.decay_syn), np_dtype(p.gain),
                  np_dtype(1.0), np_dtype(0.0), zero_reset, keep_pre,
                  volts.numpy(), spikes.numpy(), pre.numpy(), spk.numpy(),
                  record, scnt.numpy(), sidx.numpy(), 1)
         if record:
-            from .events import attach_events     # (events imports this module)
-            attach_events(spikes, _spike_events(scnt, sidx, nchunks, (batch, steps, n), ffc))
+            ptr, idx = _spike_events(scnt, sidx, nchunks, batch, steps, n)
+        else:
+            ptr = idx = torch.empty(0, dtype=torch.int64)
+        return spikes, volts, pre, spk, ptr, idx
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ff, v, p, options = inputs
+        spikes, volts, pre, spk, ptr, idx = output
         ctx.p = p
-        ctx.keep_pre = keep_pre
+        ctx.options = options
+        ctx.keep_pre = p.reset == "zero" and not p.detach_reset
         ctx.has_v = v is not None
-        if keep_pre:
+        if ctx.keep_pre:
             ctx.save_for_backward(pre, spk, v)
         else:
             ctx.save_for_backward(volts, v)
+        ctx.mark_non_differentiable(pre, spk, ptr, idx)
         ctx.set_materialize_grads(False)
-        return spikes, volts
+
+    @staticmethod
+    def vmap(info, in_dims, ff, v, p, options):
+        # events of the folded batch would describe [K·B, T, N]: not recorded under vmap
+        folded = dataclasses.replace(options, record_events=False)
+        return fold_member_axis(CompiledLIF, info, in_dims, ff, v, p, folded)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g_spk: torch.Tensor | None, g_volt: torch.Tensor | None):
+    def backward(ctx, g_spk: torch.Tensor | None, g_volt: torch.Tensor | None, *_unused):
         need_ff, need_v = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (need_ff or need_v) or (g_spk is None and g_volt is None):
-            return None, None, None
+            return None, None, None, None
         numba = _require_numba()
         p = ctx.p
+        options = ctx.options
+        code = kernel_code(p.surrogate)
         if ctx.keep_pre:
             pre, spk, v = ctx.saved_tensors
             volts = pre.new_empty(0, 0, 0)
@@ -716,27 +707,27 @@ class CompiledLIF(torch.autograd.Function):
         vc = v.detach().contiguous() if v is not None else ref.new_empty(0, 0)
         g_ff = ref.new_empty(batch, steps, n)
         need_v = need_v and ctx.has_v
-        nchunks = _threads(numba, batch, ref.numel()) if ref.numel() else 1
+        nchunks = _threads(numba, options.threads, batch, ref.numel()) if ref.numel() else 1
         parts = ref.new_zeros(nchunks, n, n) if need_v else ref.new_empty(0, 0, 0)
         # Rows of a block go through time together: a row of V then serves the whole block
         # in λI V; without that product, one row at a time streams through memory best.
-        rows = _BACKWARD_BLOCK_ROWS if (prop and p.surrogate != "true") else 1
-        simple = (_SIMPLE_BACKWARD and not ctx.keep_pre and g_spk is not None and g_volt is None
+        rows = _BACKWARD_BLOCK_ROWS if (prop and code != _TRUE) else 1
+        simple = (options.simple_backward and not ctx.keep_pre and g_spk is not None and g_volt is None
                   and p.detach_reset)
-        if ref.numel() and simple and prop and p.surrogate != "true":
+        if ref.numel() and simple and prop and code != _TRUE:
             _stepwise_recurrent(volts, gs, vc, p, g_ff, need_v, parts[0] if need_v else parts)
             nchunks = 1
         elif ref.numel() and simple:               # λI·V not needed ("ctl", FF, or h ≡ 0)
             _run(2, nchunks, volts.numpy(), gs.numpy(),
                  np_dtype(p.decay_mem), np_dtype(p.decay_syn), np_dtype(p.gain),
-                 np_dtype(1.0), np_dtype(0.0), np_dtype(p.beta), SURROGATE_CODES[p.surrogate],
+                 np_dtype(1.0), np_dtype(0.0), np_dtype(p.beta), code,
                  p.reset == "zero", g_ff.numpy(), need_v, parts.numpy())
         elif ref.numel():
             _run(1, nchunks, volts.numpy(), pre.numpy(), spk.numpy(), ctx.keep_pre,
                  gs.numpy(), g_spk is not None, gu.numpy(), g_volt is not None,
                  vc.numpy(), prop, np_dtype(p.decay_mem), np_dtype(p.decay_syn),
                  np_dtype(p.gain), np_dtype(1.0), np_dtype(0.0), np_dtype(p.beta),
-                 SURROGATE_CODES[p.surrogate], p.reset == "zero", bool(p.detach_reset),
+                 code, p.reset == "zero", bool(p.detach_reset),
                  g_ff.numpy(), need_v, parts.numpy(), rows)
         g_v = None
         if need_v:
@@ -744,14 +735,13 @@ class CompiledLIF(torch.autograd.Function):
             for c in range(1, nchunks):                 # fixed order: deterministic
                 gvt = gvt + parts[c]
             g_v = gvt.t().contiguous()
-        return (g_ff if need_ff else None), g_v, None
+        return (g_ff if need_ff else None), g_v, None, None
 
 
-def _spike_events(scnt, sidx, nchunks, shape, like) -> EventBatch:
-    """The EventBatch of the spikes from the forward kernel's per-(row, step) counts and its
-    per-chunk index runs (chunk c's run starts at its first row's offset c0·T·N)."""
-    from .events import EventBatch
-    batch, steps, n = shape
+def _spike_events(scnt, sidx, nchunks, batch, steps, n) -> tuple[torch.Tensor, torch.Tensor]:
+    """The spikes' events as CSR (row pointers, neuron indices) from the forward kernel's
+    per-(row, step) counts and its per-chunk index runs (chunk c's run starts at its first
+    row's offset c0·T·N)."""
     ptr = torch.zeros(batch * steps + 1, dtype=torch.int64)
     torch.cumsum(scnt, 0, out=ptr[1:])
     runs = []
@@ -760,7 +750,7 @@ def _spike_events(scnt, sidx, nchunks, shape, like) -> EventBatch:
         start = c0 * steps * n
         runs.append(sidx[start:start + int(ptr[c1 * steps] - ptr[c0 * steps])])
     idx = runs[0].clone() if nchunks == 1 else torch.cat(runs)
-    return EventBatch._unchecked(ptr, idx, like.new_ones(idx.numel()), shape)
+    return ptr, idx
 
 
 def _stepwise_recurrent(volts, gs, v, p, g_ff, need_v, gvt) -> None:
@@ -775,7 +765,7 @@ def _stepwise_recurrent(volts, gs, v, p, g_ff, need_v, gvt) -> None:
     acc = volts.new_zeros(batch, n)
     h = volts.new_empty(n)
     consts = (f(p.decay_mem), f(p.decay_syn), f(p.gain), f(1.0), f(0.0), f(p.beta),
-              SURROGATE_CODES[p.surrogate], p.reset == "zero")
+              kernel_code(p.surrogate), p.reset == "zero")
     vn, gn, an, lun, lin, hn, gffn = (x.numpy() for x in (volts, gs, acc, lu, li, h, g_ff))
     gvtn = gvt.numpy() if need_v else np.empty((0, 0), dtype=vn.dtype)
     last = steps - 1
@@ -785,23 +775,29 @@ def _stepwise_recurrent(volts, gs, v, p, g_ff, need_v, gvt) -> None:
         step(t, last, vn, gn, an, lun, lin, hn, *consts, gffn, need_v, gvtn)
 
 
-def lif_compiled(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> tuple[torch.Tensor, torch.Tensor]:
+def lif_compiled(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams",
+                 options: KernelOptions = DEFAULT_OPTIONS) -> tuple[torch.Tensor, torch.Tensor]:
     """Compiled LIF layer with the same contract as :func:`spikegrad.neurons.lif_reference`.
 
     ``ff``: input currents [batch, time, neurons]; ``v``: recurrent weights
     [neurons, neurons] or None.  Returns (spikes, voltages), both differentiable.
-    Raises a SpikegradError if numba is missing; runs the fused kernel for cases the
-    compiled kernel does not cover (:func:`supports`).
+    Raises a SpikegradError if numba is missing or the call is one it does not cover
+    (:func:`supports` says why).
     """
+    return lif_compiled_events(ff, v, p, options)[:2]
+
+
+def lif_compiled_events(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams",
+                        options: KernelOptions = DEFAULT_OPTIONS
+                        ) -> tuple[torch.Tensor, torch.Tensor, EventBatch | None]:
+    """:func:`lif_compiled` that also returns the spikes' events (None when not recorded)."""
     _require_numba()
-    if ff.dim() != 3:
-        raise SpikegradError(f"ff must be [batch, time, neurons], got shape {list(ff.shape)}")
-    if v is not None:
-        n = ff.shape[-1]
-        if v.shape != (n, n):
-            raise SpikegradError(f"recurrent weights must be [{n}, {n}], got {list(v.shape)}")
-        if v.dtype != ff.dtype or v.device != ff.device:
-            raise SpikegradError("recurrent weights must have the dtype and device of ff")
-    if not supports(ff, v, p):
-        return lif_fused(ff, v, p)
-    return CompiledLIF.apply(ff, v, p)
+    check_layer_inputs(ff, v, p, "compiled")
+    reason = supports(ff, v, p)
+    if reason is not None:
+        raise SpikegradError(f"backend 'compiled' cannot run this lif layer: {reason}")
+    spikes, volts, _, _, ptr, idx = CompiledLIF.apply(ff, v, p, options)
+    events = None
+    if ptr.numel() and not is_vmapped(spikes):
+        events = EventBatch._unchecked(ptr, idx, spikes.new_ones(idx.numel()), spikes.shape)
+    return spikes, volts, events

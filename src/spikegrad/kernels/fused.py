@@ -33,6 +33,12 @@ Saved for the backward pass:
 The surrogate is looked up with ``get_surrogate(p.surrogate)`` and evaluated in the
 backward pass on blocks of a few time steps (surrogates are elementwise), so
 user-registered surrogates work unchanged.  Double backward is not supported.
+
+The autograd Function is in the ``setup_context`` style with a vmap rule: under
+``torch.func.vmap`` the member axis of ff folds into the batch (feed-forward layers, or a
+recurrent layer whose V is shared); stacked recurrent weights raise, naming the reference
+backend, which serves them.  Float parameter records only (tensor-valued time constants run
+on the reference scan).
 """
 
 from __future__ import annotations
@@ -58,11 +64,30 @@ def saved_bytes_per_neuron_step(p: "LIFParams", dtype: torch.dtype = torch.float
 _BLOCK_ELEMENTS = 1 << 16  # surrogate evaluated on blocks of about this many elements
 
 
+def fold_member_axis(fn, info, in_dims, ff, v, *rest):
+    """The vmap rule of the LIF kernels: ff's vmapped axis folds into the batch ([K, B, T, N]
+    → [K·B, T, N]) and the outputs unfold; stacked recurrent weights cannot fold."""
+    if v is not None and in_dims[1] is not None:
+        raise SpikegradError(f"{fn.__name__}: vmap over stacked recurrent weights does not fold into the "
+                             "batch; use backend 'reference'")
+    x = ff.movedim(in_dims[0], 0)
+    k, b = x.shape[0], x.shape[1]
+    outs = fn.apply(x.reshape(k * b, *x.shape[2:]), v, *rest)
+    unfolded = tuple(o.reshape(k, b, *o.shape[1:]) if o.dim() == 3 and o.shape[0] == k * b else o for o in outs)
+    dims = tuple(0 if o.dim() == 4 and o.shape[:2] == (k, b) else None for o in unfolded)
+    return unfolded, dims
+
+
 class FusedLIF(torch.autograd.Function):
-    """All T steps of one LIF layer as a single autograd node."""
+    """All T steps of one LIF layer as a single autograd node.
+
+    Outputs (spikes, voltages, pre, spk): the last two are what the backward pass needs for
+    a differentiable zero reset (the pre-reset trace and the spikes as bool; empty
+    otherwise), returned so that ``setup_context`` can save them; not differentiable.
+    """
 
     @staticmethod
-    def forward(ctx, ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams"):
+    def forward(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams"):
         a, b, g = p.decay_mem, p.decay_syn, p.gain
         zero_reset = p.reset == "zero"
         keep_pre = zero_reset and not p.detach_reset
@@ -107,19 +132,32 @@ class FusedLIF(torch.autograd.Function):
         if steps:
             torch.gt(u_steps[-1], 1.0, out=s_steps[-1])
 
+        if keep_pre:
+            return spikes, volts, pre, spikes.bool()
+        return spikes, volts, ff.new_empty(0, 0, 0), torch.empty(0, 0, 0, dtype=torch.bool, device=ff.device)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ff, v, p = inputs
+        spikes, volts, pre, spk = output
+        keep_pre = p.reset == "zero" and not p.detach_reset
         ctx.p = p
         ctx.keep_pre = keep_pre
         ctx.has_v = v is not None
         if keep_pre:
-            ctx.save_for_backward(pre, spikes.bool(), v)
+            ctx.save_for_backward(pre, spk, v)
         else:
             ctx.save_for_backward(volts, v)
+        ctx.mark_non_differentiable(pre, spk)
         ctx.set_materialize_grads(False)
-        return spikes, volts
+
+    @staticmethod
+    def vmap(info, in_dims, ff, v, p):
+        return fold_member_axis(FusedLIF, info, in_dims, ff, v, p)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g_spk: torch.Tensor | None, g_volt: torch.Tensor | None):
+    def backward(ctx, g_spk: torch.Tensor | None, g_volt: torch.Tensor | None, _g_pre=None, _g_spk=None):
         need_ff, need_v = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (need_ff or need_v) or (g_spk is None and g_volt is None):
             return None, None, None
@@ -212,6 +250,15 @@ def lif_fused(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> tuple
     ``ff``: input currents [batch, time, neurons]; ``v``: recurrent weights
     [neurons, neurons] or None.  Returns (spikes, voltages), both differentiable.
     """
+    check_layer_inputs(ff, v, p, "fused")
+    return FusedLIF.apply(ff, v, p)[:2]
+
+
+def check_layer_inputs(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams", kernel: str) -> None:
+    """The shapes, dtypes and parameter kind every LIF kernel needs (one error each)."""
+    if p.tensor_fields:
+        raise SpikegradError(f"backend {kernel!r} takes float parameters; tensor-valued "
+                             f"{', '.join(p.tensor_fields)} run on backend 'reference'")
     if ff.dim() != 3:
         raise SpikegradError(f"ff must be [batch, time, neurons], got shape {list(ff.shape)}")
     if v is not None:
@@ -220,4 +267,3 @@ def lif_fused(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> tuple
             raise SpikegradError(f"recurrent weights must be [{n}, {n}], got {list(v.shape)}")
         if v.dtype != ff.dtype or v.device != ff.device:
             raise SpikegradError("recurrent weights must have the dtype and device of ff")
-    return FusedLIF.apply(ff, v, p)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from .compiled import _DTYPES, _require_numba, numba_available
+from .._numba import DTYPES as _DTYPES, numba_available, require_numba as _require_numba
 
 
 @lru_cache(maxsize=32)
@@ -107,18 +107,29 @@ def _readout_kernels():
 
 
 class CompiledReadout(torch.autograd.Function):
-    """U_out from h by the compiled recursion; one autograd node, saves nothing but scalars."""
+    """U_out from h by the compiled recursion; one autograd node, saves nothing but scalars.
+    ``setup_context`` style; under vmap the member axis folds into the batch."""
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, decay_out: float, decay_syn: float, gain: float, u0: float):
+    def forward(h: torch.Tensor, decay_out: float, decay_syn: float, gain: float, u0: float):
         dt = _DTYPES[h.dtype]
         hc = h.detach().contiguous()
         out = torch.empty_like(hc)
         fwd, _ = _readout_kernels()
         if hc.numel():
             fwd(hc.numpy(), dt(decay_out), dt(decay_syn), dt(gain), dt(u0), out.numpy())
-        ctx.coef = (decay_out, decay_syn, gain)
         return out
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.coef = inputs[1:4]
+
+    @staticmethod
+    def vmap(info, in_dims, h, decay_out, decay_syn, gain, u0):
+        x = h.movedim(in_dims[0], 0)
+        k, b = x.shape[:2]
+        out = CompiledReadout.apply(x.reshape(k * b, *x.shape[2:]), decay_out, decay_syn, gain, u0)
+        return out.reshape(k, b, *out.shape[1:]), 0
 
     @staticmethod
     @once_differentiable

@@ -1,0 +1,51 @@
+"""What every numba kernel needs: whether numba imports, the one error when it does not,
+the torch → numpy dtype map, and whether a tensor is inside a ``torch.func`` transform.
+
+Kept apart from the kernels so that they import it, not each other.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import torch
+
+from .errors import SpikegradError
+
+INSTALL_HINT = "pip install 'numba>=0.60'"
+
+# dtypes the compiled kernels take, with their numpy scalar types
+DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def numba_available() -> bool:
+    """Whether numba imports (tried anew on every call; cheap once imported)."""
+    try:
+        importlib.import_module("numba")
+    except ImportError:
+        return False
+    return True
+
+
+def require_numba(what: str = "backend 'compiled'"):
+    """The numba module, or a SpikegradError saying how to install it."""
+    try:
+        return importlib.import_module("numba")
+    except ImportError as exc:
+        raise SpikegradError(
+            f"{what} needs the package numba, which cannot be imported ({exc}); "
+            f"install it with: {INSTALL_HINT}  (or choose backend 'fused' or 'reference')"
+        ) from None
+
+
+def is_transformed(*tensors) -> bool:
+    """Whether any tensor is a ``torch.func`` wrapper (vmap's batched or grad's tracking
+    tensor): numpy views and in-place kernels cannot see through those."""
+    return any(isinstance(t, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(t)
+               for t in tensors)
+
+
+def is_vmapped(*tensors) -> bool:
+    """Whether any tensor carries a vmap batch dimension at the current level."""
+    return any(isinstance(t, torch.Tensor) and torch._C._functorch.is_batchedtensor(t) for t in tensors)

@@ -1,0 +1,11 @@
+"""Neuron models as pure equations: parameter and state records, initial state, step
+function (:mod:`.base`), the generic reference scan (:mod:`.scan`), LIF (:mod:`.lif`) and
+adaptive LIF (:mod:`.alif`).  Models are chosen by name from :data:`NEURON_MODELS`."""
+
+from .base import NEURON_MODELS, NeuronModel, get_neuron_model, model_of, register_neuron_model
+from .lif import LIF, LIFParams, LIFState
+from .alif import ALIF, ALIFParams, ALIFState
+from .scan import scan
+
+__all__ = ["ALIF", "ALIFParams", "ALIFState", "LIF", "LIFParams", "LIFState", "NEURON_MODELS",
+           "NeuronModel", "get_neuron_model", "model_of", "register_neuron_model", "scan"]

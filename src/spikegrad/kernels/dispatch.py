@@ -1,0 +1,160 @@
+"""Kernel dispatch per call: for each neuron model an ordered list of candidate kernels,
+each stating what it supports.
+
+A :class:`Kernel` has ``run(ff, v, p, options)`` and ``supports(ff, v, p)``, which returns
+None when it can run the call, else the reason it cannot (device, dtype, surrogate,
+switches, parameter kind, a vmap it cannot fold).  ``backend="auto"`` takes the first
+candidate that supports the call; naming a backend that cannot serve the call raises one
+:class:`~spikegrad.errors.SpikegradError` with the reason — nothing falls back silently.
+:class:`LayerResult` says which kernel ran, and carries the spikes' events when the kernel
+produced them (the compiled LIF forward does), so that the next projection need not search.
+
+Candidates, in order:
+
+* LIF: ``compiled`` (numba; CPU, float32/float64, surrogates with a kernel form, float
+  parameters), ``fused`` (torch ops, any device; float parameters), ``reference`` (the
+  generic scan: everything, including tensor-valued parameters and stacked recurrent
+  weights under vmap).
+* ALIF: ``reference``.
+
+Every kernel of every model is tested equal to the generic scan (tests/test_kernels.py).
+Register more with :func:`register_kernel`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import torch
+
+from .._numba import is_vmapped, numba_available
+from ..dynamics import get_neuron_model, model_of, scan
+from ..errors import SpikegradError
+from ..events import EventBatch
+from ..registry import Registry
+from .compiled import lif_compiled_events, supports as compiled_supports
+from .fused import FusedLIF, check_layer_inputs
+from .options import DEFAULT_OPTIONS, KernelOptions
+
+
+class LayerResult(NamedTuple):
+    """What a kernel returns for one layer: spikes and voltages [..., T, N], the spikes'
+    events (or None), the kernel's name, and the model's full state traces where the kernel
+    records them (the reference scan does; None otherwise)."""
+
+    spikes: torch.Tensor
+    voltages: torch.Tensor
+    events: EventBatch | None
+    kernel: str
+    traces: NamedTuple | None = None
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A candidate kernel of one neuron model."""
+
+    name: str
+    run: Callable[[torch.Tensor, "torch.Tensor | None", object, KernelOptions], LayerResult]
+    supports: Callable[[torch.Tensor, "torch.Tensor | None", object], "str | None"]
+    doc: str = ""
+
+
+_KERNELS: dict[str, Registry[Kernel]] = {}
+
+
+def kernels_for(model: str) -> Registry[Kernel]:
+    """The candidate kernels of neuron model ``model``, in order."""
+    get_neuron_model(model)
+    if model not in _KERNELS:
+        _KERNELS[model] = Registry(f"{model} kernel")
+    return _KERNELS[model]
+
+
+def register_kernel(model: str, kernel: Kernel) -> Kernel:
+    """Append ``kernel`` to the candidates of neuron model ``model``."""
+    return kernels_for(model).add(kernel.name, kernel)
+
+
+def backends(model: str = "lif") -> list[str]:
+    """Names a layer of ``model`` accepts as ``backend``: "auto" and its kernels."""
+    return ["auto", *kernels_for(model).names()]
+
+
+def select_kernel(ff: torch.Tensor, v: torch.Tensor | None, p, backend: str = "auto") -> Kernel:
+    """The kernel that runs this call: the first candidate that supports it under "auto",
+    else the named one — or one error saying why it cannot."""
+    model = model_of(p)
+    candidates = kernels_for(model.name)
+    if backend == "auto":
+        reasons = []
+        for name, kernel in candidates.items():
+            reason = kernel.supports(ff, v, p)
+            if reason is None:
+                return kernel
+            reasons.append(f"{name}: {reason}")
+        raise SpikegradError(f"no kernel of neuron model {model.name!r} can run this layer ({'; '.join(reasons)})")
+    if backend not in candidates:
+        msg = str(candidates.unknown(backend)).replace(f"unknown {model.name} kernel", "unknown backend", 1)
+        raise SpikegradError(msg.replace("choose one of: ", "choose one of: auto, ", 1)
+                             + f" (neuron model {model.name!r})")
+    kernel = candidates.get(backend)
+    reason = kernel.supports(ff, v, p)
+    if reason is not None:
+        raise SpikegradError(f"backend {backend!r} cannot run this {model.name} layer: {reason}")
+    return kernel
+
+
+def run_layer(ff: torch.Tensor, v: torch.Tensor | None, p, backend: str = "auto",
+              options: KernelOptions = DEFAULT_OPTIONS) -> LayerResult:
+    """Run one layer of the model ``p`` belongs to over all steps, with the chosen kernel."""
+    return select_kernel(ff, v, p, backend).run(ff, v, p, options)
+
+
+# ---------------------------------------------------------------------------------------
+# the candidates
+
+def _reference_supports(ff, v, p) -> str | None:
+    return None
+
+
+def _reference_run(ff, v, p, options) -> LayerResult:
+    spikes, traces = scan(ff, v, p)
+    return LayerResult(spikes, traces[0], None, "reference", traces)
+
+
+def _fused_supports(ff, v, p) -> str | None:
+    if p.tensor_fields:
+        return f"it takes float parameters, and {', '.join(p.tensor_fields)} are tensors"
+    if not ff.is_floating_point():
+        return f"it takes floating-point input, not {ff.dtype}"
+    if v is not None and is_vmapped(v):
+        return "vmap over stacked recurrent weights does not fold into the batch"
+    return None
+
+
+def _fused_run(ff, v, p, options) -> LayerResult:
+    check_layer_inputs(ff, v, p, "fused")
+    spikes, volts = FusedLIF.apply(ff, v, p)[:2]
+    return LayerResult(spikes, volts, None, "fused")
+
+
+def _compiled_run(ff, v, p, options) -> LayerResult:
+    spikes, volts, events = lif_compiled_events(ff, v, p, options)
+    return LayerResult(spikes, volts, events, "compiled")
+
+
+register_kernel("lif", Kernel("compiled", _compiled_run, compiled_supports,
+                              "numba time loop with a hand-written adjoint (kernels/compiled.py)"))
+register_kernel("lif", Kernel("fused", _fused_run, _fused_supports,
+                              "one autograd node with a hand-written adjoint in torch ops (kernels/fused.py)"))
+register_kernel("lif", Kernel("reference", _reference_run, _reference_supports,
+                              "the generic scan with plain autograd (dynamics/scan.py)"))
+register_kernel("alif", Kernel("reference", _reference_run, _reference_supports,
+                               "the generic scan with plain autograd (dynamics/scan.py)"))
+
+
+def default_backend() -> str:
+    """What "auto" runs for a float LIF layer on CPU float32 input: "compiled" where numba
+    imports, else "fused" (decides the readout's method; per-call choices may differ)."""
+    return "compiled" if numba_available() else "fused"

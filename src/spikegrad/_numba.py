@@ -49,3 +49,22 @@ def is_transformed(*tensors) -> bool:
 def is_vmapped(*tensors) -> bool:
     """Whether any tensor carries a vmap batch dimension at the current level."""
     return any(isinstance(t, torch.Tensor) and torch._C._functorch.is_batchedtensor(t) for t in tensors)
+
+
+def in_transform() -> bool:
+    """Whether the caller runs inside a ``torch.func`` transform (grad, vmap, jvp, …): there
+    even ``detach()`` of a plain tensor returns a wrapper, which numpy cannot view."""
+    return torch._C._functorch.peek_interpreter_stack() is not None
+
+
+def differentiating_transform() -> str | None:
+    """"grad" or "jvp" when the caller runs inside ``torch.func.grad``/``vjp`` or ``jvp``
+    (whose levels wrap every tensor, ``detach()``'s results included), else None."""
+    stack = torch._C._functorch.get_interpreter_stack() or []
+    for interpreter in stack:
+        kind = interpreter.key()
+        if kind == torch._C._functorch.TransformType.Grad:
+            return "grad"
+        if kind == torch._C._functorch.TransformType.Jvp:
+            return "jvp"
+    return None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ._numba import is_vmapped
+from ._numba import in_transform
 from .dynamics import scan
 from .dynamics.base import decay
 from .dynamics.lif import LIFParams, LIFState, RECURRENT_GRAD_MODES, RESET_MODES, step as _lif_step
@@ -97,7 +97,7 @@ def choose_input_path(x: torch.Tensor | EventBatch, w: torch.Tensor, events: Eve
                       options: KernelOptions = DEFAULT_OPTIONS) -> str:
     """``"events"`` or ``"dense"`` for ``x @ w.T``: what ``input_path="auto"`` runs.
 
-    Events only on CPU (the measured kernel), outside ``torch.func.vmap``, for floating input,
+    Events only on CPU (the measured kernel), outside ``torch.func`` transforms, for floating input,
     and when x's density is below ``options.event_density_max``
     (``event_batch_density_max`` for an EventBatch).  Dense analog input (e.g. mel features)
     has density ≈ 1 and keeps the dense matmul.  Counting the nonzeros of a dense x is one
@@ -107,7 +107,7 @@ def choose_input_path(x: torch.Tensor | EventBatch, w: torch.Tensor, events: Eve
     """
     if x.device.type != "cpu" or w.device.type != "cpu" or x.numel() == 0:
         return "dense"
-    if is_vmapped(w) or (isinstance(x, torch.Tensor) and is_vmapped(x)):
+    if in_transform():                          # torch.func: the dense matmul composes with it
         return "dense"
     if isinstance(x, EventBatch):
         return "events" if x.density() < options.event_batch_density_max else "dense"

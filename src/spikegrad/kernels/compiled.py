@@ -69,7 +69,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._numba import DTYPES as _DTYPES, INSTALL_HINT, is_vmapped, numba_available, require_numba
+from .._numba import DTYPES as _DTYPES, INSTALL_HINT, differentiating_transform, is_vmapped, numba_available, require_numba
 from ..errors import SpikegradError
 from ..events import EventBatch
 from ..surrogates import KERNEL_FORMS, SURROGATES, get_surrogate, kernel_code
@@ -116,6 +116,9 @@ def supports(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> str | 
         return f"it takes float32 or float64, not {ff.dtype}"
     if v is not None and is_vmapped(v):
         return "vmap over stacked recurrent weights does not fold into the batch"
+    transform = differentiating_transform()
+    if transform is not None:
+        return f"its adjoint is hand-written and does not run under torch.func.{transform} (vmap folds)"
     return None
 
 

@@ -28,7 +28,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from .._numba import is_vmapped, numba_available
+from .._numba import differentiating_transform, is_vmapped, numba_available
 from ..dynamics import get_neuron_model, model_of, scan
 from ..errors import SpikegradError
 from ..events import EventBatch
@@ -130,6 +130,9 @@ def _fused_supports(ff, v, p) -> str | None:
         return f"it takes floating-point input, not {ff.dtype}"
     if v is not None and is_vmapped(v):
         return "vmap over stacked recurrent weights does not fold into the batch"
+    transform = differentiating_transform()
+    if transform is not None:
+        return f"its adjoint is hand-written and does not run under torch.func.{transform} (vmap folds)"
     return None
 
 

@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .._numba import DTYPES, is_vmapped, numba_available, require_numba
+from .._numba import DTYPES, in_transform, numba_available, require_numba
 from ..errors import SpikegradError
 from ..events import EventBatch, density  # noqa: F401  (density: re-exported)
 
@@ -256,9 +256,9 @@ def sparse_projection(x: torch.Tensor | EventBatch, w: torch.Tensor, events: Eve
         raise SpikegradError(
             f"input ({x.dtype}, {x.device}) must have the weights' dtype and device "
             f"({w.dtype}, {w.device})")
-    if is_vmapped(w, dense):
-        raise SpikegradError("input path 'events' does not run under torch.func.vmap; "
-                             "use input_path 'dense' (or 'auto', which picks it there)")
+    if in_transform():
+        raise SpikegradError("input path 'events' does not run under torch.func transforms (grad, vmap, "
+                             "jvp); use input_path 'dense' (or 'auto', which picks it there)")
     if ev is None:
         ev = EventBatch.from_dense(dense)
     elif ev.shape != x.shape:

@@ -52,6 +52,19 @@ def run_fail(capsys, argv, *needles, code=2):
 
 # -- user errors: one line, non-zero exit, names the offending thing -----------------------
 
+def test_neuron_flag_selects_alif_and_rejects_unknown_models(capsys, tmp_path):
+    run = tmp_path / "alif"
+    assert main(["train", *TINY, "--neuron", "alif", "--set", "model.beta_adapt=0.5", "--out", str(run)]) == 0
+    cfg = load_config(run / "config.toml")
+    assert cfg.model.neuron == "alif" and cfg.model.beta_adapt == 0.5
+    assert json.loads((run / "metrics.json").read_text())["kernels"][0]["kernel"] == "reference"
+    out = tmp_path / "bad"
+    line = run_fail(capsys, ["train", *TINY, "--neuron", "adex", "--out", str(out)], "adex", "alif, lif")
+    assert "model.neuron" in line and not out.exists()
+    run_fail(capsys, ["train", *TINY, "--neuron", "alif", "--set", "model.backend=compiled", "--out", str(out)],
+             "unknown backend 'compiled' for model.neuron 'alif'", "auto, reference")
+
+
 def test_unknown_surrogate(capsys, tmp_path):
     out = tmp_path / "run"
     line = run_fail(capsys, ["train", "--surrogate", "nope", "--out", str(out)], "nope")

@@ -191,7 +191,8 @@ def test_results_table_and_figure_command_from_a_sweep(tmp_path, capsys):
 def test_figure_command_one_line_errors(tmp_path, capsys):
     assert main(["figure", "fig4", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "spikegrad: error: unknown figure 'fig4'; available: fig2, fig3, fig5, fig6, fig8, fig9, landscape"
+    assert err == ("spikegrad: error: unknown figure 'fig4' (did you mean 'fig9'?); "
+                   "choose one of: fig2, fig3, fig5, fig6, fig8, fig9, landscape")
     empty = fake_sweep(tmp_path, complete=False)
     assert main(["figure", "fig3", str(empty)]) == 2
     err = capsys.readouterr().err.strip()

@@ -222,3 +222,27 @@ def test_train_resume_flag_starts_fresh_and_checks_the_config(tmp_path):
         train(cfg.with_overrides({"train.lr": 0.2}), tmp_path / "other", resume=True)
     with pytest.raises(SpikegradError, match="not a run folder"):
         training.resume(tmp_path / "nothing")
+
+
+def test_alif_trains_from_the_config_and_records_its_kernel(tmp_path):
+    """model.neuron = "alif" builds ALIF layers, which learn the small task on the reference
+    scan; metrics.json records which kernels ran."""
+    cfg = tiny(**{"model.neuron": "alif", "model.tau_adapt_ms": 50.0, "model.beta_adapt": 0.5,
+                  "data.randman.train_per_class": 100, "train.epochs": 25, "train.batch_size": 50})
+    metrics = train(cfg, tmp_path / "run")
+    assert metrics["val_accuracy"] >= 0.8                  # chance is 1/3
+    assert metrics["kernels"] == [{"kernel": "reference", "input_path": "events"}, {"readout": "fast"}]
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["kernels"] == metrics["kernels"]
+    assert train(tiny())["kernels"][0] == {"kernel": "compiled", "input_path": "events"}
+
+
+def test_unknown_or_unserved_neuron_models_are_one_clear_error():
+    with pytest.raises(SpikegradError, match=r"unknown model.neuron 'alf' \(did you mean 'alif'\?\); "
+                                             r"choose one of: alif, lif"):
+        tiny(**{"model.neuron": "alf"}).validate()
+    with pytest.raises(SpikegradError, match=r"unknown backend 'compiled' for model.neuron 'alif'; "
+                                             r"choose one of: auto, reference"):
+        tiny(**{"model.neuron": "alif", "model.backend": "compiled"}).validate()
+    with pytest.raises(SpikegradError, match="tau_adapt must be a positive number of seconds"):
+        tiny(**{"model.neuron": "alif", "model.tau_adapt_ms": -1.0}).validate()

@@ -81,6 +81,8 @@ def train(
     data_dir: Optional[Path] = typer.Option(None, help="Folder with the data set's files (official layout)."),
     hidden: Optional[str] = typer.Option(None, help="Hidden layer sizes, comma-separated; 0 for none."),
     recurrent: Optional[bool] = typer.Option(None, "--recurrent/--feedforward", help="Recurrent hidden layers."),
+    neuron: Optional[str] = typer.Option(None, help="Neuron model: lif (eq. 4.1) or alif (adaptive threshold; "
+                                                    "--set model.tau_adapt_ms=…, model.beta_adapt=…)."),
     surrogate: Optional[str] = typer.Option(None, help="superspike, superspike-asym, sigmoid, esser, true."),
     beta: Optional[float] = typer.Option(None, help="Surrogate slope β."),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate."),
@@ -119,7 +121,7 @@ def train(
     flags = {
         "data.name": dataset, "data.dir": str(data_dir) if data_dir is not None else None,
         "model.hidden": _hidden(hidden) if hidden is not None else None,
-        "model.recurrent": recurrent, "model.surrogate": surrogate, "model.beta": beta,
+        "model.recurrent": recurrent, "model.neuron": neuron, "model.surrogate": surrogate, "model.beta": beta,
         "train.lr": lr, "train.epochs": epochs, "train.batch_size": batch_size,
         "model.readout": readout, "model.reset": reset,
         "model.detach_reset": None if reset_grad is None else _choice("--reset-grad", reset_grad, {"detach": True, "diff": False}),

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import tomli_w
 
-from .data import available_datasets, dataset_defaults
+from .data import DATASETS, available_datasets, dataset_defaults
 from .data.audio import AudioSpec
 from .data.clicks import ClicksSpec
 from .data.mnist import LatencySpec
@@ -125,7 +125,7 @@ class Config:
         """Raise SpikegradError naming the first impossible value; return self."""
         m, t, d = self.model, self.train, self.data
         if d.name not in available_datasets():
-            raise SpikegradError(f"unknown dataset {d.name!r}; available: {', '.join(available_datasets())}")
+            raise DATASETS.unknown(d.name)
         if d.n_steps < 1:
             raise SpikegradError(f"data.n_steps must be ≥ 1, got {d.n_steps}")
         if any(h < 0 for h in m.hidden) or (0 in m.hidden and len(m.hidden) > 1):

@@ -43,6 +43,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import SpikegradError
+from .registry import Registry
 from .sweeps import DB_NAME, _cell, load_study, point_config, point_key, top_k_table, trial_rows
 
 # config fields every results row carries (resolved from the trial's config)
@@ -969,14 +970,13 @@ def landscape(results: Results, png: str | Path, csv_path: str | Path, points: i
 
 # -- registry ------------------------------------------------------------------------------
 
-FIGURES: dict[str, Callable[..., dict[str, Any]]] = {"fig2": fig2, "fig3": fig3, "fig5": fig5, "fig6": fig6,
-                                                     "fig8": fig8, "fig9": fig9, "landscape": landscape}
+FIGURES: Registry[Callable[..., dict[str, Any]]] = Registry("figure")
+for _fig in (fig2, fig3, fig5, fig6, fig8, fig9, landscape):
+    FIGURES.add(_fig.__name__, _fig)
 
 
 def check_figure_name(name: str) -> Callable[..., dict[str, Any]]:
-    if name not in FIGURES:
-        raise SpikegradError(f"unknown figure {name!r}; available: {', '.join(FIGURES)}")
-    return FIGURES[name]
+    return FIGURES.get(name)
 
 
 def takes_top_k(name: str) -> bool:

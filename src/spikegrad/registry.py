@@ -15,6 +15,7 @@ from typing import Callable, Generic, Iterator, TypeVar
 from .errors import SpikegradError
 
 T = TypeVar("T")
+_MISSING = object()
 
 
 class Registry(Generic[T]):
@@ -37,12 +38,24 @@ class Registry(Generic[T]):
         """Decorator form of :meth:`add`: ``@registry.register("name")``."""
         return lambda item: self.add(name, item)
 
-    def get(self, name: str) -> T:
-        """The part called ``name``, or an error listing the choices and the closest name."""
+    def get(self, name: str, default=_MISSING) -> T:
+        """The part called ``name``, or an error listing the choices and the closest name
+        (or ``default``, when given)."""
         try:
             return self._items[name]
         except (KeyError, TypeError):
+            if default is not _MISSING:
+                return default
             raise self.unknown(name) from None
+
+    __getitem__ = get
+
+    def __setitem__(self, name: str, item: T) -> None:
+        """Replace (or add) a part: for tests and plug-ins that swap an implementation."""
+        self._items[name] = item
+
+    def __delitem__(self, name: str) -> None:
+        self.remove(name)
 
     def unknown(self, name) -> SpikegradError:
         """The error for a name that is not registered."""

@@ -313,6 +313,7 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
         "best_epoch": best_epoch,
         "epochs": len(history),
         "diverged": diverged,
+        "kernels": model.kernels(),
         "wall_seconds": time.perf_counter() - t0,
     }
     if out is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SpikegradError
+from ..registry import Registry
 from .events import DataSplits, DenseData, EventData
 
 if TYPE_CHECKING:
@@ -26,16 +27,11 @@ __all__ = ["DataSplits", "DenseData", "EventData", "DATASETS", "available_datase
            "dataset_defaults", "dataset_dir", "dataset_phases", "data_root", "load_dataset"]
 
 # data set name -> module in this package
-DATASETS: dict[str, str] = {
-    "randman": "randman",
-    "mnist": "mnist",
-    "fashion-mnist": "mnist",
-    "shd": "shd",
-    "ssc": "shd",
-    "rawhd": "audio",
-    "rawsc": "audio",
-    "clicks": "clicks",
-}
+DATASETS: Registry[str] = Registry("dataset")
+for _name, _module_name in (("randman", "randman"), ("mnist", "mnist"), ("fashion-mnist", "mnist"),
+                            ("shd", "shd"), ("ssc", "shd"), ("rawhd", "audio"), ("rawsc", "audio"),
+                            ("clicks", "clicks")):
+    DATASETS.add(_name, _module_name)
 
 
 def files_missing(name: str, what: str, layout: str) -> SpikegradError:
@@ -46,15 +42,11 @@ def files_missing(name: str, what: str, layout: str) -> SpikegradError:
 
 
 def available_datasets() -> list[str]:
-    return sorted(DATASETS)
+    return DATASETS.names()
 
 
 def _module(name: str):
-    try:
-        module = DATASETS[name]
-    except KeyError:
-        raise SpikegradError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}") from None
-    return importlib.import_module(f"{__name__}.{module}")
+    return importlib.import_module(f"{__name__}.{DATASETS.get(name)}")
 
 
 def dataset_defaults(name: str) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import tomli_w
 
 from .data import DATASETS, available_datasets, dataset_defaults
 from .data.audio import AudioSpec
@@ -189,6 +188,8 @@ class Config:
         return dataclasses.asdict(self)
 
     def to_toml(self) -> str:
+        import tomli_w  # only for writing TOML (a GPU machine may lack it)
+
         return tomli_w.dumps(self.to_dict())
 
     @classmethod

@@ -336,3 +336,19 @@ def test_kernel_options_are_values():
         KernelOptions(projection_impl="gpu")
     net = SNN(3, [4], 2, kernel_options=KernelOptions(record_events=False))
     assert all(layer.options.record_events is False for layer in net.layers)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "fused", "reference"])
+def test_backward_through_vmapped_stacked_weights_gives_each_members_gradients(backend):
+    """Ensembles: stacked weights (leaves that require grad) through vmap, then an ordinary
+    backward, give each member exactly its standalone gradients."""
+    nets, x = _nets(backend, recurrent=False)
+    params, buffers = stack_module_state(nets)
+    base = copy.deepcopy(nets[0]).to("meta")
+    vmap(lambda p, b: functional_call(base, (p, b), (x,)))(params, buffers).pow(2).sum().backward()
+    assert base.kernels()[0]["kernel"] == backend
+    for i, net in enumerate(nets):
+        net(x).pow(2).sum().backward()
+        for name, prm in net.named_parameters():
+            assert prm.grad.abs().sum() > 0
+            assert_rel_close(params[name].grad[i], prm.grad, rel=1e-12)

@@ -69,11 +69,11 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._numba import DTYPES as _DTYPES, INSTALL_HINT, differentiating_transform, is_vmapped, numba_available, require_numba
+from .._numba import DTYPES as _DTYPES, INSTALL_HINT, is_vmapped, numba_available, require_numba
 from ..errors import SpikegradError
 from ..events import EventBatch
 from ..surrogates import KERNEL_FORMS, SURROGATES, get_surrogate, kernel_code
-from .fused import check_layer_inputs, fold_member_axis
+from .fused import check_layer_inputs, fold_member_axis, supports as fused_supports
 from .options import DEFAULT_OPTIONS, KernelOptions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,8 +105,6 @@ def supports(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> str | 
     """None if the compiled kernel runs this call, else the reason it cannot (one phrase)."""
     if not numba_available():
         return f"numba is not installed ({INSTALL_HINT})"
-    if p.tensor_fields:
-        return f"it takes float parameters, and {', '.join(p.tensor_fields)} are tensors"
     surrogate = get_surrogate(p.surrogate)
     if surrogate.kernel_form is None:
         return f"surrogate {surrogate.name!r} has no kernel form (register it with kernel_form=...)"
@@ -114,12 +112,7 @@ def supports(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> str | 
         return f"it runs on the CPU, and the tensors are on {ff.device.type if ff.device.type != 'cpu' else v.device.type}"
     if ff.dtype not in _DTYPES:
         return f"it takes float32 or float64, not {ff.dtype}"
-    if v is not None and is_vmapped(v):
-        return "vmap over stacked recurrent weights does not fold into the batch"
-    transform = differentiating_transform()
-    if transform is not None:
-        return f"its adjoint is hand-written and does not run under torch.func.{transform} (vmap folds)"
-    return None
+    return fused_supports(ff, v, p)
 
 
 # ---------------------------------------------------------------------------------------

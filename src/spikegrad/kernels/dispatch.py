@@ -28,13 +28,13 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from .._numba import differentiating_transform, is_vmapped, numba_available
+from .._numba import numba_available
 from ..dynamics import get_neuron_model, model_of, scan
 from ..errors import SpikegradError
 from ..events import EventBatch
 from ..registry import Registry
 from .compiled import lif_compiled_events, supports as compiled_supports
-from .fused import FusedLIF, check_layer_inputs
+from .fused import FusedLIF, check_layer_inputs, supports as fused_supports
 from .options import DEFAULT_OPTIONS, KernelOptions
 
 
@@ -123,19 +123,6 @@ def _reference_run(ff, v, p, options) -> LayerResult:
     return LayerResult(spikes, traces[0], None, "reference", traces)
 
 
-def _fused_supports(ff, v, p) -> str | None:
-    if p.tensor_fields:
-        return f"it takes float parameters, and {', '.join(p.tensor_fields)} are tensors"
-    if not ff.is_floating_point():
-        return f"it takes floating-point input, not {ff.dtype}"
-    if v is not None and is_vmapped(v):
-        return "vmap over stacked recurrent weights does not fold into the batch"
-    transform = differentiating_transform()
-    if transform is not None:
-        return f"its adjoint is hand-written and does not run under torch.func.{transform} (vmap folds)"
-    return None
-
-
 def _fused_run(ff, v, p, options) -> LayerResult:
     check_layer_inputs(ff, v, p, "fused")
     spikes, volts = FusedLIF.apply(ff, v, p)[:2]
@@ -149,7 +136,7 @@ def _compiled_run(ff, v, p, options) -> LayerResult:
 
 register_kernel("lif", Kernel("compiled", _compiled_run, compiled_supports,
                               "numba time loop with a hand-written adjoint (kernels/compiled.py)"))
-register_kernel("lif", Kernel("fused", _fused_run, _fused_supports,
+register_kernel("lif", Kernel("fused", _fused_run, fused_supports,
                               "one autograd node with a hand-written adjoint in torch ops (kernels/fused.py)"))
 register_kernel("lif", Kernel("reference", _reference_run, _reference_supports,
                               "the generic scan with plain autograd (dynamics/scan.py)"))

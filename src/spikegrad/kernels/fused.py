@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch.autograd.function import once_differentiable
 
+from .._numba import differentiating_transform, is_vmapped
 from ..errors import SpikegradError
 from ..surrogates import get_surrogate
 
@@ -252,6 +253,20 @@ def lif_fused(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> tuple
     """
     check_layer_inputs(ff, v, p, "fused")
     return FusedLIF.apply(ff, v, p)[:2]
+
+
+def supports(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> str | None:
+    """None if the fused kernel runs this call, else why not (the compiled kernel shares these)."""
+    if p.tensor_fields:
+        return f"it takes float parameters, and {', '.join(p.tensor_fields)} are tensors"
+    if not ff.is_floating_point():
+        return f"it takes floating-point input, not {ff.dtype}"
+    if v is not None and is_vmapped(v):
+        return "vmap over stacked recurrent weights does not fold into the batch"
+    transform = differentiating_transform()
+    if transform is not None:
+        return f"its adjoint is hand-written and does not run under torch.func.{transform} (vmap folds)"
+    return None
 
 
 def check_layer_inputs(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams", kernel: str) -> None:

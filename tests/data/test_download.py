@@ -155,16 +155,14 @@ def test_tar_gz_extracted_into_folder(server, monkeypatch, tmp_path):
         (file_info("audio/b.flac"), b"flac-b"),
         (file_info("./train_filenames.txt"), b"a.flac\n"),
         (file_info("test_filenames.txt"), b"b.flac\n"),
-        (link_info("audio/latest.flac", "b.flac"), None),  # a link that stays inside is fine
     ])
     name = use_table(monkeypatch, Resource(
         "hd_audio.tar.gz", (serve(server, "hd_audio.tar.gz", archive),), md5(archive), unpack="extract",
         outputs=("audio", "train_filenames.txt", "test_filenames.txt")))
     folder = download(name, tmp_path / "rawhd", progress=False, say=lambda _: None)
-    assert tree(folder) == ["audio", "audio/a.flac", "audio/b.flac", "audio/latest.flac", "hd_audio.tar.gz",
+    assert tree(folder) == ["audio", "audio/a.flac", "audio/b.flac", "hd_audio.tar.gz",
                             "test_filenames.txt", "train_filenames.txt"]
     assert (folder / "audio" / "a.flac").read_bytes() == b"flac-a"
-    assert (folder / "audio" / "latest.flac").read_bytes() == b"flac-b"
     assert (folder / "train_filenames.txt").read_text() == "a.flac\n"
 
 
@@ -332,14 +330,50 @@ def _evil_tars(outside: Path) -> dict[str, bytes]:
         "fifo": tar_bytes([benign, (link_info("fifo", "", tarfile.FIFOTYPE), None)]),
         "all-at-once": tar_bytes([benign, (file_info("../evil"), b"evil"), (file_info(str(outside / "evil")), b"e"),
                                   (link_info("passwd", "/etc/passwd"), None)]),
+        # a link that stays inside is refused too: data sets need none
+        "symlink-inside": tar_bytes([benign, (link_info("latest.txt", "good.txt"), None)]),
+        "hardlink-inside": tar_bytes([benign, (link_info("hard.txt", "good.txt", tarfile.LNKTYPE), None)]),
+        # a link to an existing file outside, then a regular member written through it
+        "write-through": tar_bytes([benign, (link_info("victim", str(outside / "victim.txt")), None),
+                                    (file_info("victim"), b"evil")]),
+        "write-through-relative": tar_bytes([benign, (link_info("victim", "../outside/victim.txt"), None),
+                                             (file_info("victim"), b"evil")]),
+        # the CVE-2025-4517 technique: nested long folder names and a chain of symlinks whose
+        # resolved path passes PATH_MAX, ending in a link out of the folder
+        "symlink-chain-past-path-max": _path_max_chain(),
     }
 
 
-@pytest.mark.parametrize("case", ["dotdot", "nested-dotdot", "absolute", "symlink-out", "symlink-up",
-                                  "hardlink-out", "device", "fifo", "all-at-once"])
-def test_malicious_tar(server, monkeypatch, tmp_path, case):
+def _path_max_chain() -> bytes:
+    members = [(file_info("good.txt"), b"fine")]
+    step = "d" * 247
+    path = ""
+    for k in range(16):                                   # 16 × 248 characters > PATH_MAX (4096)
+        path = f"{path}{step}/" if path else f"{step}/"
+        members.append((dir_info(path.rstrip("/")), None))
+        members.append((link_info(f"l{k}", path.rstrip("/")), None))
+    members.append((link_info("escape", "l15/" + "../" * 17 + "outside"), None))
+    members.append((file_info("escape/victim.txt"), b"evil"))
+    return tar_bytes(members)
+
+
+TAR_CASES = ["dotdot", "nested-dotdot", "absolute", "symlink-out", "symlink-up", "hardlink-out", "device", "fifo",
+             "all-at-once", "symlink-inside", "hardlink-inside", "write-through", "write-through-relative",
+             "symlink-chain-past-path-max"]
+
+
+@pytest.mark.parametrize("no_tarfile_filter", [False, True])
+@pytest.mark.parametrize("case", TAR_CASES)
+def test_malicious_tar(server, monkeypatch, tmp_path, case, no_tarfile_filter):
+    """Every unsafe archive is refused before anything lands outside (or half-extracted
+    inside), on this Python and with tarfile's extraction filter taken away (Python before
+    3.11.4 has none)."""
+    if no_tarfile_filter:
+        for attr in ("data_filter", "tar_filter", "fully_trusted_filter"):
+            monkeypatch.delattr(tarfile, attr, raising=False)
     outside = tmp_path / "outside"
     outside.mkdir()
+    (outside / "victim.txt").write_text("original")
     data = _evil_tars(outside)[case]
     name = use_table(monkeypatch, Resource("evil.tar.gz", (serve(server, "evil.tar.gz", data),), md5(data),
                                            unpack="extract", outputs=("good.txt",)))
@@ -353,7 +387,7 @@ def test_malicious_tar(server, monkeypatch, tmp_path, case):
     after = set(tree(tmp_path)) - {"www/evil.tar.gz"}
     assert after - before <= {"data", "data/toy"}     # nothing written anywhere else
     assert not any(Path(p).name == "evil" for p in after)
-    assert tree(outside) == []
+    assert tree(outside) == ["victim.txt"] and (outside / "victim.txt").read_text() == "original"
 
 
 @pytest.mark.parametrize("member", ["../evil", "/tmp/evil-absolute", "a/../../evil", "C:/evil"])
@@ -370,6 +404,32 @@ def test_malicious_zip(server, monkeypatch, tmp_path, member):
         download(name, target, progress=False, say=lambda _: None)
     assert tree(target) == []
     assert not any(Path(p).name.startswith("evil") for p in tree(tmp_path) if not p.startswith("www"))
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_a_link_already_in_the_data_folder_is_never_written_through(tmp_path, kind):
+    """A folder or file the archive brings is moved into place without following a link the
+    data folder already holds (put there by someone else): the unpack stops instead."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "data"
+    dest.mkdir()
+    (dest / "audio").symlink_to(outside, target_is_directory=True)
+    (dest / "list.txt").symlink_to(outside / "list.txt")
+    archive = tmp_path / f"a.{'tar.gz' if kind == 'tar' else 'zip'}"
+    if kind == "tar":
+        archive.write_bytes(tar_bytes([(dir_info("audio"), None), (file_info("audio/a.flac"), b"x")]))
+    else:
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("audio/a.flac", b"x")
+    with pytest.raises(SpikegradError, match="audio exists and is not a folder"):
+        extract_archive(archive, dest)
+    assert tree(outside) == []
+    archive2 = tmp_path / "b.tar.gz"
+    archive2.write_bytes(tar_bytes([(file_info("list.txt"), b"new")]))
+    extract_archive(archive2, dest)                  # replaces the link itself, not its target
+    assert not (dest / "list.txt").is_symlink() and (dest / "list.txt").read_bytes() == b"new"
+    assert tree(outside) == []
 
 
 def test_zip_symlink_rejected(tmp_path):
@@ -417,6 +477,41 @@ def test_manifest_mismatch(server, monkeypatch, tmp_path):
     with pytest.raises(SpikegradError, match="checksum mismatch"):
         download(name, tmp_path / "t", progress=False, say=lambda _: None)
     assert "f.bin" not in tree(tmp_path / "t")
+
+
+def test_checksum_list_comes_from_the_canonical_host_never_from_a_mirror(server, monkeypatch, tmp_path):
+    """A hostile mirror serving both a bad file and a checksum list that matches it cannot
+    pass: the list is read from the canonical host, the mirror's file fails against it."""
+    good, bad = gzip.compress(b"ssc"), gzip.compress(b"evil")
+    (server.root / "canon").mkdir()
+    (server.root / "mirror").mkdir()
+    serve(server, "canon/ssc_valid.h5.gz", good)
+    serve(server, "canon/md5sums.txt", f"{hashlib.md5(good).hexdigest()}  ssc_valid.h5.gz\n".encode())
+    serve(server, "mirror/ssc_valid.h5.gz", bad)
+    serve(server, "mirror/md5sums.txt", f"{hashlib.md5(bad).hexdigest()}  ssc_valid.h5.gz\n".encode())
+    name = use_table(monkeypatch, Resource("ssc_valid.h5.gz", (f"{server.url}/canon/ssc_valid.h5.gz",), None,
+                                           unpack="gunzip", manifest="md5sums.txt"))
+    with pytest.raises(SpikegradError, match="checksum mismatch for .*/mirror/ssc_valid.h5.gz"):
+        download(name, tmp_path / "t", mirror=f"{server.url}/mirror", progress=False, say=lambda _: None)
+    assert server.requests == ["/canon/md5sums.txt", "/mirror/ssc_valid.h5.gz"]
+    assert tree(tmp_path / "t") == ["md5sums.txt"]
+    assert hashlib.md5(good).hexdigest() in (tmp_path / "t" / "md5sums.txt").read_text()
+
+
+def test_truncated_cached_checksum_list_is_fetched_again(server, monkeypatch, tmp_path):
+    data = gzip.compress(b"ssc")
+    serve(server, "ssc_valid.h5.gz", data)
+    full = f"{'0' * 32}  other.h5.gz\n{hashlib.md5(data).hexdigest()}  ssc_valid.h5.gz\n"
+    serve(server, "md5sums.txt", full.encode())
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "md5sums.txt").write_text(full[:60])     # cut mid-line by an earlier failure
+    name = use_table(monkeypatch, Resource("ssc_valid.h5.gz", (f"{server.url}/ssc_valid.h5.gz",), None,
+                                           unpack="gunzip", manifest="md5sums.txt"))
+    download(name, folder, progress=False, say=lambda _: None)
+    assert (folder / "md5sums.txt").read_text() == full
+    assert (folder / "ssc_valid.h5").read_bytes() == b"ssc"
+    assert server.requests == ["/md5sums.txt", "/ssc_valid.h5.gz"]
 
 
 def test_parse_manifest():

@@ -14,16 +14,19 @@ Rules (tested in ``tests/data/test_download.py``):
   interrupted transfer, checksum mismatch) the temporary file is deleted, so nothing is
   left behind;
 * archives are unpacked into a temporary folder inside the target folder, every member
-  checked first — no absolute paths, no ``..``, no links pointing outside, no device
-  files or FIFOs (plus tarfile's ``filter="data"``) — and only moved into place once the
-  whole archive unpacked cleanly; on failure the temporary folder *and the archive* are
-  removed;
+  checked first — regular files and folders only (no symbolic or hard links, no device
+  files or FIFOs), no absolute paths, no ``..``, each final path resolved against the real
+  folder, files created with O_NOFOLLOW, on every supported Python — and only moved into
+  place once the whole archive unpacked cleanly; on failure the temporary folder *and the
+  archive* are removed;
 * an already-present file that matches its checksum is not downloaded again;
 * errors are one-line :class:`~spikegrad.errors.SpikegradError` messages naming the URL
   or file (and, for a mismatch, the expected and the computed checksum).
 
 ``$SPIKEGRAD_MIRROR`` (or ``mirror=``) replaces the base URL of every file: the file
-``NAME`` is then fetched from ``MIRROR/NAME`` — for a local mirror, or for tests.
+``NAME`` is then fetched from ``MIRROR/NAME`` — for a local mirror, or for tests.  Checksums
+never come from a mirror: they are pinned here, or (SSC, RawHD: no public source pins them)
+read from the publisher's ``md5sums.txt`` on the canonical host only.
 
 HTTP client: the standard library's :mod:`urllib` with a :mod:`rich` progress bar (rich
 is already a dependency).  ``pooch`` was considered; it would add requests, platformdirs
@@ -356,32 +359,69 @@ def _check_name(name: str, archive: Path) -> str:
     return norm
 
 
+def _unsafe(archive: Path, what: str) -> SpikegradError:
+    return SpikegradError(f"unsafe archive {archive}: {what}")
+
+
+def _member_path(root: Path, name: str, archive: Path) -> Path:
+    """Where member ``name`` lands: inside the real folder ``root`` (resolved, links and all)."""
+    path = root / _check_name(name, archive)
+    real = Path(os.path.realpath(path))
+    if real != root and root not in real.parents:
+        raise _unsafe(archive, f"member {name!r} would land outside the target folder")
+    return real
+
+
+def _write_member(root: Path, name: str, source, archive: Path) -> None:
+    """A regular file from the stream ``source``: parents made inside ``root``, the file
+    created anew with O_NOFOLLOW (a link in its place is never written through)."""
+    path = _member_path(root, name, archive)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _member_path(root, name, archive)                 # the parents made are real folders inside
+    if path.is_symlink() or path.is_dir():
+        raise _unsafe(archive, f"member {name!r} would replace a link or a folder")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)                               # a repeated member replaces the earlier one
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(source, out, CHUNK)
+
+
+def _make_folder(root: Path, name: str, archive: Path) -> None:
+    path = _member_path(root, name, archive)
+    if path.exists() and not path.is_dir():
+        raise _unsafe(archive, f"folder {name!r} would replace a file")
+    path.mkdir(parents=True, exist_ok=True)
+    _member_path(root, name, archive)
+
+
 def _check_tar_member(member: tarfile.TarInfo, archive: Path) -> None:
-    name = _check_name(member.name, archive)
+    _check_name(member.name, archive)
     if member.isreg() or member.isdir():
         return
     if member.issym() or member.islnk():
-        link = member.linkname
-        if not link or link.startswith("/") or "\\" in link:
-            raise SpikegradError(f"unsafe archive {archive}: link {member.name!r} points to {link!r}")
-        # a symlink is relative to its own folder, a hard link to the archive root
-        target = posixpath.normpath(posixpath.join(posixpath.dirname(name), link) if member.issym() else link)
-        if target == ".." or target.startswith("../") or target.startswith("/"):
-            raise SpikegradError(f"unsafe archive {archive}: link {member.name!r} points outside ({link!r})")
-        return
+        kind = "symbolic" if member.issym() else "hard"
+        raise _unsafe(archive, f"member {member.name!r} is a {kind} link (to {member.linkname!r}); "
+                               f"data sets need no links, so none is unpacked")
     kind = ("device" if member.isdev() and not member.isfifo() else "FIFO" if member.isfifo() else "special file")
-    raise SpikegradError(f"unsafe archive {archive}: member {member.name!r} is a {kind}")
+    raise _unsafe(archive, f"member {member.name!r} is a {kind}")
 
 
 def _extract_tar(archive: Path, staging: Path) -> None:
-    data_filter = getattr(tarfile, "data_filter", None)  # Python ≥ 3.11.4
+    """Regular files and folders only, written by us (not by tarfile's extract, whose "data"
+    filter does not exist before Python 3.11.4 and was bypassed by symlink chains longer
+    than PATH_MAX on 3.11.7): no member can create a link to be followed later."""
     with tarfile.open(archive, "r:*") as tar:
         for member in tar:  # one pass: each member checked before it is written
             _check_tar_member(member, archive)
-            if data_filter is not None:
-                tar.extract(member, staging, filter="data")
-            else:  # pragma: no cover - old Python: our own checks above are the guard
-                tar.extract(member, staging)
+            if member.isdir():
+                _make_folder(staging, member.name, archive)
+                continue
+            source = tar.extractfile(member)
+            if source is None:  # pragma: no cover - a regular member always has data
+                raise _unsafe(archive, f"member {member.name!r} has no data")
+            with source:
+                _write_member(staging, member.name, source, archive)
 
 
 def _extract_zip(archive: Path, staging: Path) -> None:
@@ -392,8 +432,12 @@ def _extract_zip(archive: Path, staging: Path) -> None:
             kind = stat.S_IFMT(mode)
             if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
                 what = "a symlink" if stat.S_ISLNK(mode) else "a special file"
-                raise SpikegradError(f"unsafe archive {archive}: member {info.filename!r} is {what}")
-            zf.extract(info, staging)
+                raise _unsafe(archive, f"member {info.filename!r} is {what}")
+            if info.is_dir():
+                _make_folder(staging, info.filename, archive)
+                continue
+            with zf.open(info) as source:
+                _write_member(staging, info.filename, source, archive)
 
 
 def _is_tar(archive: Path) -> bool:
@@ -421,14 +465,17 @@ def _merge(src: Path, dst: Path) -> None:
 def extract_archive(archive: Path, dest: Path) -> None:
     """Unpack a tar(.gz/.bz2/.xz) or zip archive into ``dest``, safely.
 
-    Members are written to a temporary folder inside ``dest``, each checked first (no
-    absolute paths, no ``..``, no links leading outside, no devices/FIFOs; tar members
-    also pass tarfile's ``filter="data"``); only a completely unpacked archive is moved
-    into ``dest``.  On failure the temporary folder is removed and SpikegradError raised.
+    Members are written to a temporary folder inside ``dest``, each checked first: regular
+    files and folders only (no symbolic or hard links at all, no devices/FIFOs), no absolute
+    paths, no ``..``, and every member's final path resolved against the real temporary
+    folder; files are created with O_NOFOLLOW.  The same on every supported Python (tarfile's
+    extraction filters are not relied on).  Only a completely unpacked archive is moved into
+    ``dest`` (never through a link there).  On failure the temporary folder is removed and
+    SpikegradError raised.
     """
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))
+    staging = Path(os.path.realpath(tempfile.mkdtemp(prefix=".extract-", dir=dest)))
     try:
         try:
             if _is_tar(archive):
@@ -481,36 +528,43 @@ def _resource_urls(resource: Resource, mirror: Optional[str]) -> tuple[str, ...]
     return _urls([mirror], resource.filename) if mirror else resource.urls
 
 
+def _fetch_manifest(resource: Resource, local: Path) -> str:
+    """The checksum list from the resource's canonical host (never from a mirror: a hostile
+    mirror would then control both the file and its checksum), kept in the folder."""
+    name = resource.manifest
+    errors = []
+    for url in _urls([posixpath.dirname(u) for u in resource.urls], name):
+        try:
+            data = _read_url(url)
+            break
+        except _Unreachable as err:
+            errors.append(str(err))
+    else:
+        raise SpikegradError(f"cannot fetch the checksum list {name} from the publisher: {'; '.join(errors)}")
+    text = data.decode("utf-8", errors="replace")
+    if resource.filename not in parse_manifest(text):
+        raise SpikegradError(f"checksum list {url} has no entry for {resource.filename} (not kept)")
+    _write_atomic(local, data)
+    return text
+
+
 def _expected_checksum(resource: Resource, folder: Path, mirror: Optional[str],
                        manifests: dict[str, dict[str, str]]) -> str:
+    """The pinned checksum, else the publisher's checksum list's entry: the list kept in the
+    folder if it has the entry (a truncated or foreign list is fetched again), else fetched
+    from the canonical host."""
     if resource.checksum is not None:
         return resource.checksum
     if resource.manifest is None:
         raise SpikegradError(f"{resource.filename}: no checksum and no checksum list to take it from")
     name = resource.manifest
-    if name not in manifests:
-        local = folder / name
-        if local.is_file():
-            text = local.read_text(encoding="utf-8", errors="replace")
-        else:
-            errors = []
-            for url in _urls([posixpath.dirname(u) for u in _resource_urls(resource, mirror)], name):
-                try:
-                    data = _read_url(url)
-                    break
-                except _Unreachable as err:
-                    errors.append(str(err))
-            else:
-                raise SpikegradError(f"cannot fetch the checksum list {name}: {'; '.join(errors)}")
-            text = data.decode("utf-8", errors="replace")
-            if not parse_manifest(text):
-                raise SpikegradError(f"checksum list {name} has no md5 entries")
-            _write_atomic(local, data)
+    local = folder / name
+    if resource.filename not in manifests.get(name, {}):
+        text = local.read_text(encoding="utf-8", errors="replace") if local.is_file() else ""
+        if resource.filename not in parse_manifest(text):
+            text = _fetch_manifest(resource, local)
         manifests[name] = parse_manifest(text)
-    md5 = manifests[name].get(resource.filename)
-    if md5 is None:
-        raise SpikegradError(f"checksum list {folder / name} has no entry for {resource.filename}")
-    return f"md5:{md5}"
+    return f"md5:{manifests[name][resource.filename]}"
 
 
 def _fetch_resource(dataset: str, resource: Resource, folder: Path, mirror: Optional[str], progress: bool,

@@ -367,3 +367,13 @@ def test_sigkilled_run_resumes_to_the_same_metrics(tmp_path, capsys):
     line = run_fail(capsys, ["train", "--resume", str(run)], "already finished", str(run))
     assert "nothing to resume" in line
     run_fail(capsys, ["train", "--resume", str(run), "--epochs", "3"], "--epochs")
+
+
+@pytest.mark.parametrize("flag", [["--hidden", "100000000"], ["--set", "model.hidden=1e9"],
+                                  ["--hidden", "4096", "--set", "train.batch_size=100000000"]])
+def test_a_model_too_large_for_memory_is_one_line_before_anything_is_written(capsys, tmp_path, flag):
+    out = tmp_path / "run"
+    args = [a for a in TINY if a not in ("--hidden", "8")]
+    line = run_fail(capsys, ["train", *args, *flag, "--out", str(out)], "GiB", "memory", "make them smaller")
+    assert "model.hidden" in line
+    assert not out.exists()

@@ -34,8 +34,43 @@ from .network import SNN
 EVAL_BATCH = 1000
 
 
+def _memory_bytes(device: torch.device) -> int | None:
+    """Total memory of the device (physical RAM for the CPU), or None when unknown."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        return None
+
+
+def estimated_bytes(cfg: Config, n_inputs: int, n_classes: int) -> int:
+    """A lower estimate of what training ``cfg`` holds at once (float32): weights, their
+    gradients and Adam's two moments, plus one batch's traces of every hidden layer (input
+    currents, voltages, spikes and their gradients) and of the readout."""
+    sizes = [n_inputs, *cfg.hidden_sizes]
+    weights = sum(a * b + (b * b if cfg.model.recurrent else 0) for a, b in zip(sizes[:-1], sizes[1:]))
+    weights += sizes[-1] * n_classes
+    rows = max(cfg.train.batch_size, EVAL_BATCH) * cfg.data.n_steps
+    traces = rows * (6 * sum(cfg.hidden_sizes) + 4 * n_classes)
+    return 4 * (4 * weights + traces)
+
+
+def check_model_size(cfg: Config, n_inputs: int, n_classes: int) -> None:
+    """A model that cannot fit is one clear error before anything is allocated or written."""
+    need = estimated_bytes(cfg, n_inputs, n_classes)
+    have = _memory_bytes(cfg.torch_device())
+    if have is not None and need > have:
+        raise SpikegradError(
+            f"the model needs at least {need / 2**30:.1f} GiB (model.hidden={cfg.model.hidden}, {n_inputs} inputs, "
+            f"train.batch_size={cfg.train.batch_size}, data.n_steps={cfg.data.n_steps}), more than the "
+            f"{have / 2**30:.1f} GiB of {cfg.torch_device().type} memory; make them smaller")
+
+
 def build_model(cfg: Config, n_inputs: int, n_classes: int) -> SNN:
-    """The network a config describes (weights drawn from torch's current RNG state)."""
+    """The network a config describes (weights drawn from torch's current RNG state); a model
+    too large for the device's memory is refused first (:func:`check_model_size`)."""
+    check_model_size(cfg, n_inputs, n_classes)
     m = cfg.model
     return SNN(n_inputs, cfg.hidden_sizes, n_classes, cfg.neuron_params(), recurrent=m.recurrent,
                tau_out=m.tau_out_ms * 1e-3, readout=m.readout, readout_init=m.readout_init,
@@ -139,12 +174,94 @@ def _save_checkpoint(path: Path, state: dict) -> None:
         os.fsync(fh.fileno())
 
 
+def _first_line(err: BaseException) -> str:
+    """An exception's first line, or its type when it has no message."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 def _load_checkpoint(path: Path) -> dict:
+    if path.stat().st_size == 0:
+        raise SpikegradError(f"cannot resume from {path}: the file is empty (0 bytes)")
     try:
         # tensors, primitive containers and one JSON string: the safe loader suffices
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt files
-        raise SpikegradError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
+        raise SpikegradError(f"cannot read checkpoint {path}: {_first_line(err)}") from None
+
+
+_CHECKPOINT_KEYS = ("meta", "model", "optimizer", "torch_rng", "best_state")
+_META_KEYS = {"history": list, "best_val": (int, float), "best_epoch": int, "numpy_rng": dict,
+              "seconds": (int, float)}
+
+
+def _check_state(path: Path, what: str, state, model: SNN) -> None:
+    """``state`` has exactly the model's tensors with the model's shapes."""
+    if not isinstance(state, dict):
+        raise SpikegradError(f"cannot resume from {path}: its {what} is a {type(state).__name__}, not a dict of tensors")
+    want = model.state_dict()
+    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    if missing or extra:
+        raise SpikegradError(f"cannot resume from {path}: its {what} does not match the model of config.toml "
+                             f"(missing {missing or 'none'}, unexpected {extra or 'none'})")
+    for name, tensor in want.items():
+        got = state[name]
+        if not isinstance(got, torch.Tensor) or got.shape != tensor.shape:
+            shape = list(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise SpikegradError(f"cannot resume from {path}: {what} tensor {name!r} has shape {shape}, the model "
+                                 f"of config.toml needs {list(tensor.shape)} (was config.toml edited?)")
+
+
+def _check_checkpoint(path: Path, ckpt, model: SNN) -> dict:
+    """Everything a resume reads, checked before anything is changed; returns the metadata."""
+    where = f"cannot resume from {path}"
+    if not isinstance(ckpt, dict):
+        raise SpikegradError(f"{where}: it holds a {type(ckpt).__name__}, not a checkpoint")
+    missing = [k for k in _CHECKPOINT_KEYS if k not in ckpt]
+    if missing:
+        raise SpikegradError(f"{where}: it lacks {', '.join(missing)}")
+    try:
+        meta = json.loads(ckpt["meta"])
+    except (TypeError, ValueError) as err:
+        raise SpikegradError(f"{where}: its metadata is not JSON ({_first_line(err)})") from None
+    if not isinstance(meta, dict):
+        raise SpikegradError(f"{where}: its metadata is a {type(meta).__name__}, not a JSON object")
+    for key, kind in _META_KEYS.items():
+        if key not in meta:
+            raise SpikegradError(f"{where}: its metadata lacks {key!r}")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise SpikegradError(f"{where}: its metadata's {key!r} is a {type(meta[key]).__name__}")
+    if not all(isinstance(row, dict) and "epoch" in row for row in meta["history"]):
+        raise SpikegradError(f"{where}: its metadata's history is not a list of epoch records")
+    _check_state(path, "model", ckpt["model"], model)
+    if ckpt["best_state"]:
+        _check_state(path, "best_state", ckpt["best_state"], model)
+    try:
+        np.random.default_rng().bit_generator.state = meta["numpy_rng"]
+    except (TypeError, ValueError, KeyError) as err:
+        raise SpikegradError(f"{where}: its numpy RNG state is invalid ({_first_line(err)})") from None
+    rng_state = ckpt["torch_rng"]
+    if not (isinstance(rng_state, torch.Tensor) and rng_state.dtype == torch.uint8
+            and rng_state.shape == torch.get_rng_state().shape):
+        raise SpikegradError(f"{where}: its torch RNG state is not a uint8 tensor of "
+                             f"{torch.get_rng_state().numel()} bytes")
+    opt = ckpt["optimizer"]
+    params = list(model.parameters())
+    try:
+        groups, state = opt["param_groups"], opt["state"]
+        indices = [i for group in groups for i in group["params"]]
+    except (TypeError, KeyError) as err:
+        raise SpikegradError(f"{where}: its optimizer state is malformed (no {_first_line(err)})") from None
+    if sorted(indices) != list(range(len(params))):
+        raise SpikegradError(f"{where}: its optimizer state is for {len(indices)} parameters, the model has {len(params)}")
+    for i, entry in (state.items() if isinstance(state, dict) else ()):
+        for name in ("exp_avg", "exp_avg_sq"):
+            got = entry.get(name) if isinstance(entry, dict) else None
+            if not isinstance(got, torch.Tensor) or got.shape != params[i].shape:
+                shape = list(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+                raise SpikegradError(f"{where}: optimizer {name} of parameter {i} has shape {shape}, "
+                                     f"the parameter {list(params[i].shape)}")
+    return meta
 
 
 def is_finished(run_dir: str | Path) -> bool:
@@ -232,9 +349,13 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
 
     best_val, best_epoch, best_state, history, diverged = -1.0, 0, None, [], False
     if ckpt is not None:
-        meta = json.loads(ckpt["meta"])
+        meta = _check_checkpoint(ckpt_path, ckpt, model)
         model.load_state_dict({k: v.to(device) for k, v in ckpt["model"].items()})
-        opt.load_state_dict(ckpt["optimizer"])
+        try:
+            opt.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as err:
+            raise SpikegradError(f"cannot resume from {ckpt_path}: its optimizer state does not fit "
+                                 f"({_first_line(err)})") from None
         rng.bit_generator.state = meta["numpy_rng"]
         torch.set_rng_state(ckpt["torch_rng"])
         if device.type == "cuda" and ckpt.get("cuda_rng"):

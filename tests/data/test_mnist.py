@@ -111,6 +111,24 @@ def test_not_gzip_but_named_gz(tmp_path):
         load_dataset(cfg_for(tmp_path / "m"))
 
 
+def test_gz_with_an_invalid_deflate_block_names_the_file(tmp_path):
+    write_set(tmp_path / "m")
+    path = tmp_path / "m" / "train-images-idx3-ubyte.gz"
+    good = path.read_bytes()
+    path.write_bytes(good[:10] + b"\xff" * 40 + good[50:])       # gzip header kept, deflate data broken
+    with pytest.raises(SpikegradError, match="train-images-idx3-ubyte.gz: cannot read IDX file"):
+        load_dataset(cfg_for(tmp_path / "m"))
+
+
+@pytest.mark.parametrize("prefix", ["train", "t10k"])
+def test_idx_files_with_zero_images_name_the_file(tmp_path, prefix):
+    write_set(tmp_path / "m")
+    write_idx(tmp_path / "m" / f"{prefix}-images-idx3-ubyte.gz", np.zeros((0, 4, 5), np.uint8))
+    write_idx(tmp_path / "m" / f"{prefix}-labels-idx1-ubyte.gz", np.zeros(0, np.uint8))
+    with pytest.raises(SpikegradError, match=f"{prefix}-images-idx3-ubyte.gz: holds no images"):
+        load_dataset(cfg_for(tmp_path / "m"))
+
+
 def test_count_mismatch_and_bad_label(tmp_path):
     write_set(tmp_path / "m")
     write_idx(tmp_path / "m" / "train-labels-idx1-ubyte.gz", np.zeros(49, np.uint8))

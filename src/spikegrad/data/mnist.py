@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +63,8 @@ def read_idx(path: Path) -> np.ndarray:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as fh:
             raw = fh.read()
-    except (OSError, EOFError) as err:
-        raise SpikegradError(f"{path}: cannot read IDX file ({err})") from None
+    except (OSError, EOFError, zlib.error) as err:
+        raise SpikegradError(f"{path}: cannot read IDX file ({err or type(err).__name__})") from None
     if len(raw) < 8:
         raise SpikegradError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
     magic = int.from_bytes(raw[:4], "big")
@@ -101,6 +102,8 @@ def read_pair(folder: Path, prefix: str, name: str) -> tuple[np.ndarray, np.ndar
         raise SpikegradError(f"{lbl_path}: expected labels [n], got shape {labels.shape}")
     if len(images) != len(labels):
         raise SpikegradError(f"{img_path} has {len(images)} images but {lbl_path} has {len(labels)} labels")
+    if len(images) == 0 or images.shape[1] * images.shape[2] == 0:
+        raise SpikegradError(f"{img_path}: holds no images (shape {list(images.shape)})")
     bad = np.flatnonzero(labels >= CLASSES)
     if len(bad):
         raise SpikegradError(f"{lbl_path}: sample {bad[0]} has label {labels[bad[0]]}, outside 0–{CLASSES - 1}")

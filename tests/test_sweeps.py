@@ -302,3 +302,14 @@ def test_postgres_storage_shared_by_two_workers(tmp_path):
     assert len(study.get_trials()) == 6
     assert main(["sweep-table", str(tmp_path / "a"), "--storage", url, "--study", name]) == 0
 
+
+
+def test_a_sweep_in_which_every_trial_failed_exits_non_zero(tmp_path, monkeypatch, capsys):
+    def broken(cfg, out_dir=None, **kw):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(training, "train", broken)
+    path = write_sweep(tmp_path / "s.toml", raw_sweep(seeds=(0,)))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "no trial of sweep 'tiny' succeeded (2 of 2 points failed" in err

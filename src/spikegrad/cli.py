@@ -197,6 +197,9 @@ def sweep(
     typer.echo(f"sweep {spec.name!r}: {counts['complete']}/{counts['points']} points done "
                f"({counts['diverged']} diverged), {counts['failed']} failed, {counts['pending']} pending; "
                f"tables: spikegrad sweep-table {out}")
+    if counts["points"] and not counts["complete"] and not counts["pending"]:
+        raise SpikegradError(f"no trial of sweep {spec.name!r} succeeded ({counts['failed']} of {counts['points']} "
+                             f"points failed; their errors are printed above); `--resume` runs them again")
     if counts["failed"]:
         err_console.print("spikegrad: warning: some trials failed; `--resume` runs them again")
 

@@ -257,3 +257,23 @@ def test_generated_data_is_cached_and_a_bad_cache_is_regenerated(monkeypatch):
     again = load_dataset(cfg)
     np.testing.assert_array_equal(again.test.times, first.test.times)
     assert rm.cache_path(SMALL, 4) != path and rm.cache_path(RandmanSpec(classes=3), 3) != path
+
+
+def test_a_failed_cache_write_leaves_no_temporary_file(monkeypatch):
+    """Disk full half-way through the cache write: the data still come back, and neither the
+    temporary file nor a cache file is left."""
+    import spikegrad.data.randman as rm
+
+    cfg = Config(data=DataConfig(seed=5, randman=SMALL))
+    path = rm.cache_path(SMALL, 5)
+    real = np.savez
+
+    def full_disk(file, **arrays):
+        real(file, **arrays)                      # the bytes land, then the write fails
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rm.np, "savez", full_disk)
+    splits = load_dataset(cfg)
+    assert len(splits.train) > 0
+    assert not path.exists()
+    assert not list(path.parent.glob("*.tmp.npz"))

@@ -12,6 +12,7 @@ own functions and points from a generator seeded by (data seed, class).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -135,11 +136,14 @@ def load(name: str, cfg) -> DataSplits:
     splits = make_randman(spec, seed)
     arrays = {f"{s}_{field}": getattr(getattr(splits, s), field)
               for s in ("train", "val", "test") for field in ("times", "units", "offsets", "labels")}
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
     except OSError:
-        pass  # a read-only cache folder only costs the time to generate again
+        # a read-only or full cache folder only costs the time to generate again; no
+        # half-written file stays behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     return splits

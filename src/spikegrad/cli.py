@@ -25,6 +25,18 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 err_console = Console(stderr=True)
 
 
+class _Interrupted(Exception):
+    """Ctrl-C (SIGINT) in a command that can say how to continue."""
+
+
+def _resume_hint(run: Path) -> str:
+    from .training import CHECKPOINT
+
+    if (Path(run) / CHECKPOINT).is_file():
+        return f"the run folder {run} keeps every finished epoch; `spikegrad train --resume {run}` continues it"
+    return f"no epoch had finished; nothing to resume in {run}"
+
+
 def _usage_error_types() -> tuple[type[Exception], ...]:
     """Usage-error base classes: typer ≥ 0.22 vendors click, older typer uses click itself."""
     types = [getattr(typer.exceptions, "TyperException", None)]
@@ -115,7 +127,10 @@ def train(
             raise SpikegradError(f"--resume continues a run with its own config.toml; drop --{given[0].rstrip('_').replace('_', '-')}")
         from .training import resume as resume_training
 
-        metrics = resume_training(resume, progress=not quiet)
+        try:
+            metrics = resume_training(resume, progress=not quiet)
+        except KeyboardInterrupt:
+            raise _Interrupted(_resume_hint(resume)) from None
         _report_run(metrics, resume)
         return
     flags = {
@@ -136,7 +151,10 @@ def train(
     if out is None:
         out = Path("runs") / f"{cfg.data.name}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
     prepare_run_dir(out)  # fail before any work if the folder is taken
-    metrics = run_training(cfg, out, progress=not quiet)
+    try:
+        metrics = run_training(cfg, out, progress=not quiet)
+    except KeyboardInterrupt:
+        raise _Interrupted(_resume_hint(out)) from None
     _report_run(metrics, out)
 
 
@@ -371,9 +389,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         _fail(err)
         return 1
+    except _Interrupted as err:
+        print(f"spikegrad: interrupted; {err}", file=sys.stderr)
+        return 130
     except (KeyboardInterrupt, typer.Abort):
         print("spikegrad: interrupted", file=sys.stderr)
         return 130
+    if rv == 130:  # typer turns Ctrl-C into Exit(130) without a word
+        print("spikegrad: interrupted", file=sys.stderr)
     return rv if isinstance(rv, int) else 0
 
 

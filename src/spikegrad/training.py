@@ -158,9 +158,32 @@ def _atomic_write(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def _finite_or_null(value):
+    """NaN and ±inf (a diverged run's losses) as None, so that the files are valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
+def _json(value, **kwargs) -> str:
+    return json.dumps(_finite_or_null(value), allow_nan=False, **kwargs)
+
+
+def _default_file_mode() -> int:
+    """0o666 less the process's umask: what an ordinary new file gets."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _save_weights(model: SNN, path: Path) -> None:
     with _replacing(path) as tmp:
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+        os.chmod(tmp, _default_file_mode())  # safetensors writes 0600; the rest of the folder is ordinary
 
 
 CHECKPOINT = "checkpoint.pt"
@@ -295,6 +318,7 @@ def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False
     finished one is refused.  The result equals that of an uninterrupted run.
     """
     cfg.validate()
+    cfg = _with_absolute_data_dir(cfg)
     if resume:
         if out_dir is None:
             raise SpikegradError("resuming needs the run folder")
@@ -309,6 +333,14 @@ def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False
     else:
         out = prepare_run_dir(out_dir) if out_dir is not None else None
     return _train(cfg, out, progress, splits, resume)
+
+
+def _with_absolute_data_dir(cfg: Config) -> Config:
+    """The config with ``data.dir`` made absolute, so that a run folder names its data from
+    anywhere (``evaluate`` and ``--resume`` from another working folder)."""
+    if not cfg.data.dir or Path(cfg.data.dir).expanduser().is_absolute():
+        return cfg
+    return cfg.with_overrides({"data.dir": str(Path(cfg.data.dir).expanduser().resolve())})
 
 
 def resume(run_dir: str | Path, progress: bool = False, splits: DataSplits | None = None) -> dict:
@@ -369,7 +401,7 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
         out.mkdir(parents=True, exist_ok=True)
         _atomic_write(out / "config.toml", cfg.to_toml())
         # the checkpoint's history is the truth: drops lines written after it (kill in between)
-        _atomic_write(out / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+        _atomic_write(out / "metrics.jsonl", "".join(_json(row) + "\n" for row in history))
         log = (out / "metrics.jsonl").open("a", encoding="utf-8")
     n_batches = math.ceil(len(splits.train) / cfg.train.batch_size)
     with _progress(progress, cfg.train.epochs * n_batches) as bar:
@@ -402,7 +434,7 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
                    "seconds": time.perf_counter() - t0}
             history.append(row)
             if out is not None:
-                log.write(json.dumps(row) + "\n")
+                log.write(_json(row) + "\n")
                 log.flush()
             if val["accuracy"] > best_val:
                 best_val, best_epoch = val["accuracy"], epoch
@@ -439,7 +471,7 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
     }
     if out is not None:
         _save_weights(model, out / "model.safetensors")
-        _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        _atomic_write(out / "metrics.json", _json(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -467,9 +499,19 @@ def load_weights(model: SNN, source: str | Path, device=None) -> None:
     if not path.is_file():
         raise SpikegradError(f"cannot load weights: {path} does not exist")
     try:
-        model.load_state_dict(load_file(str(path), device=str(device or "cpu")))
-    except Exception as err:  # safetensors and load_state_dict raise several types
-        raise SpikegradError(f"cannot load weights {path}: {str(err).splitlines()[0]}") from None
+        state = load_file(str(path), device=str(device or "cpu"))
+    except Exception as err:  # safetensors raises several types
+        raise SpikegradError(f"cannot load weights {path}: {_first_line(err)}") from None
+    want = model.state_dict()
+    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    if missing or extra:
+        raise SpikegradError(f"cannot load weights {path}: they do not match the model "
+                             f"(missing {missing or 'none'}, unexpected {extra or 'none'})")
+    for name, tensor in want.items():
+        if state[name].shape != tensor.shape:
+            raise SpikegradError(f"cannot load weights {path}: tensor {name!r} has shape {list(state[name].shape)}, "
+                                 f"the model needs {list(tensor.shape)}")
+    model.load_state_dict(state)
 
 
 def load_run(run_dir: str | Path) -> tuple[Config, SNN, DataSplits]:

@@ -314,3 +314,58 @@ def test_input_path_is_validated_and_reaches_the_model():
     cfg = Config().with_overrides({"model.input_path": "events", "model.hidden": [4, 3]})
     assert [layer.input_path for layer in build_model(cfg, 20, 10).layers] == ["events", "events"]
     assert Config().model.input_path == "auto"
+
+
+# -- timing belongs to each data set (issue 12 item 2) --------------------------------------
+
+def test_a_dumped_config_does_not_carry_one_data_sets_timing_to_another(tmp_path, capsys):
+    from spikegrad.cli import main, resolve_config
+    assert main(["config"]) == 0
+    path = tmp_path / "my.toml"
+    path.write_text(capsys.readouterr().out, encoding="utf-8")
+    assert "[data.timing.shd]" in path.read_text() and "\nn_steps = " not in path.read_text().split("[data.timing")[0]
+    shd = resolve_config(path, {"data.name": "shd"}, [])
+    assert (shd.data.n_steps, shd.model.dt_ms) == (100, 10.0)
+    randman = resolve_config(path, {}, [])
+    assert (randman.data.n_steps, randman.model.dt_ms) == (70, 1.0)
+
+
+def test_timing_in_an_older_file_stays_with_the_files_own_data_set(tmp_path):
+    from spikegrad.cli import resolve_config
+    legacy = tmp_path / "old.toml"                      # what `spikegrad config` wrote before
+    legacy.write_text('[data]\nname = "randman"\nn_steps = 70\n[model]\ndt_ms = 1.0\n', encoding="utf-8")
+    shd = resolve_config(legacy, {"data.name": "shd"}, [])
+    assert (shd.data.n_steps, shd.model.dt_ms) == (100, 10.0)
+    assert (shd.data.timing.randman.n_steps, shd.data.timing.randman.dt_ms) == (70, 1.0)
+    shd_file = tmp_path / "shd.toml"
+    shd_file.write_text('[data]\nname = "shd"\nn_steps = 120\n[model]\ndt_ms = 10.0\n', encoding="utf-8")
+    randman = resolve_config(shd_file, {"data.name": "randman"}, [])
+    assert (randman.data.n_steps, randman.model.dt_ms) == (70, 1.0)
+    assert resolve_config(shd_file, {}, []).data.n_steps == 120
+    flagged = resolve_config(legacy, {"data.name": "mnist"}, ["data.n_steps=90"])
+    assert (flagged.data.n_steps, flagged.data.timing.mnist.n_steps, flagged.data.timing.randman.n_steps) == (90, 90, 70)
+
+
+def test_a_partial_timing_entry_takes_the_rest_from_its_data_set(tmp_path):
+    cfg = Config.from_dict({"data": {"name": "shd", "timing": {"shd": {"n_steps": 50}}}})
+    assert (cfg.data.n_steps, cfg.model.dt_ms) == (50, 10.0)
+    with pytest.raises(SpikegradError, match="n_steps must be an integer ≥ 1, got 0"):
+        Config.from_overrides({"data.name": "clicks", "data.n_steps": 0})
+
+
+def test_a_run_that_would_drop_events_stops_naming_the_fields(tmp_path, capsys):
+    from spikegrad.cli import main
+    tiny = ["--set", "data.randman.classes=2", "--set", "data.randman.train_per_class=10",
+            "--set", "data.randman.val_per_class=4", "--set", "data.randman.test_per_class=4",
+            "--set", "data.randman.terms=20", "--hidden", "8", "--epochs", "1", "--quiet"]
+    out = tmp_path / "run"
+    assert main(["train", *tiny, "--set", "data.n_steps=30", "--out", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "randman/train:" in line and "30 steps × 1 ms = 30 ms" in line
+    assert "data.timing.randman.n_steps × data.timing.randman.dt_ms" in line and "--allow-dropped-events" in line
+    assert "data.timing.randman.max_dropped = 0.01" in line
+    assert not out.exists()
+    assert main(["train", *tiny, "--set", "data.n_steps=30", "--allow-dropped-events", "--out", str(out)]) == 0
+    saved = load_config(out / "config.toml")
+    assert saved.data.max_dropped == 1.0 == saved.data.timing.randman.max_dropped
+    assert saved.data.timing.shd.max_dropped == 0.01 and saved.data.timing.mnist.max_dropped == 0.03

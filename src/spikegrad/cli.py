@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .config import Config, load_config, merge_nested, nest, parse_value, read_toml
+from .config import Config, load_config, merge_nested, nest, normalise_timing, parse_value, read_toml
 from .errors import SpikegradError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -71,7 +71,7 @@ def resolve_config(config: Optional[Path], flags: dict[str, Any], sets: list[str
     raw: dict[str, Any] = {}
     if config is not None:
         load_config(config)  # errors name the file
-        raw = read_toml(config)
+        raw = normalise_timing(read_toml(config))  # its data.n_steps / model.dt_ms: its own data set's
     overrides: dict[str, Any] = {}
     for item in sets:
         key, sep, value = item.partition("=")
@@ -114,6 +114,9 @@ def train(
     threads: Optional[int] = typer.Option(None, help="Torch CPU threads (0: torch's default)."),
     device: Optional[str] = typer.Option(None, help="auto (cuda if available), cpu, cuda, cuda:N."),
     set_: list[str] = typer.Option([], "--set", help="Any config field: section.key=value (repeatable)."),
+    allow_dropped_events: bool = typer.Option(False, "--allow-dropped-events",
+                                              help="Train even if more than data.max_dropped of a split's events "
+                                                   "fall after the simulated window."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default runs/DATASET-TIMESTAMP)."),
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN_DIR",
                                           help="Continue a killed run from its last checkpoint (its own config)."),
@@ -122,7 +125,7 @@ def train(
     """Train a network; `spikegrad train` alone runs the paper's Randman task."""
     if resume is not None:
         given = [name for name, value in locals().items()
-                 if name not in ("resume", "quiet") and value not in (None, [])]
+                 if name not in ("resume", "quiet") and value not in (None, [], False)]
         if given:
             raise SpikegradError(f"--resume continues a run with its own config.toml; drop --{given[0].rstrip('_').replace('_', '-')}")
         from .training import resume as resume_training
@@ -143,7 +146,7 @@ def train(
         "model.recurrent_grad": recurrent_grad, "model.input_gain": input_gain,
         "model.dt_ms": dt, "model.tau_mem_ms": tau_mem, "model.tau_syn_ms": tau_syn,
         "model.tau_out_ms": tau_out, "train.seed": seed, "data.seed": data_seed, "train.threads": threads,
-        "train.device": device,
+        "train.device": device, "data.max_dropped": 1.0 if allow_dropped_events else None,
     }
     cfg = resolve_config(config, flags, set_)
     from .training import prepare_run_dir, train as run_training

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
-from .data import DATASETS, available_datasets, dataset_defaults
+from .data import DATASETS, available_datasets, dataset_defaults, dataset_max_dropped, dataset_timing
 from .data.audio import AudioSpec
 from .data.clicks import ClicksSpec
 from .data.mnist import LatencySpec
@@ -32,11 +32,63 @@ from .regularizers import ActivityRegularizer
 
 
 @dataclass
+class Timing:
+    """Simulation steps and their width for one data set (``[data.timing.NAME]``), and the
+    share of a split's spike events that may fall after that window (a run stops above it)."""
+
+    n_steps: int
+    dt_ms: float
+    max_dropped: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.max_dropped, (int, float)) and 0 <= self.max_dropped <= 1):
+            raise SpikegradError(f"data.timing max_dropped must be a fraction in [0, 1], got {self.max_dropped!r}")
+        if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 1:
+            raise SpikegradError(f"data.timing n_steps must be an integer ≥ 1, got {self.n_steps!r}")
+        if not (isinstance(self.dt_ms, (int, float)) and math.isfinite(self.dt_ms) and self.dt_ms > 0):
+            raise SpikegradError(f"data.timing dt_ms must be a positive time in ms, got {self.dt_ms!r}")
+
+
+def _timing(name: str):
+    return field(default_factory=lambda: Timing(*dataset_timing(name), max_dropped=dataset_max_dropped(name)))
+
+
+@dataclass
+class TimingTable:
+    """Each data set's own timing: a config written for one data set (``spikegrad config``
+    dumps every entry) never runs another on its steps and Δt."""
+
+    randman: Timing = _timing("randman")
+    mnist: Timing = _timing("mnist")
+    fashion_mnist: Timing = _timing("fashion-mnist")
+    shd: Timing = _timing("shd")
+    ssc: Timing = _timing("ssc")
+    rawhd: Timing = _timing("rawhd")
+    rawsc: Timing = _timing("rawsc")
+    clicks: Timing = _timing("clicks")
+
+    def of(self, name: str) -> Timing:
+        return getattr(self, timing_key(name))
+
+
+def timing_key(name: str) -> str:
+    """The ``data.timing`` entry of data set ``name`` (``fashion-mnist`` → ``fashion_mnist``)."""
+    return name.replace("-", "_")
+
+
+# data.n_steps and model.dt_ms: the chosen data set's timing, resolved from data.timing when
+# a Config is made; given in a file or a flag they set that data set's entry (aliases).
+_UNSET = -1
+
+
+@dataclass
 class DataConfig:
     name: str = "randman"
     seed: int = 1                      # --data-seed: fixes the data set, not the run
-    n_steps: int = 70                  # simulated steps of dt_ms each
+    n_steps: int = _UNSET              # simulated steps: data.timing.<name>.n_steps (alias)
+    max_dropped: float = _UNSET        # data.timing.<name>.max_dropped (alias)
     dir: str = ""                      # --data-dir: files in the official layout ("" = cache)
+    timing: TimingTable = field(default_factory=TimingTable)
     randman: RandmanSpec = field(default_factory=RandmanSpec)
     mnist: LatencySpec = field(default_factory=LatencySpec)      # mnist, fashion-mnist
     shd: ShdSpec = field(default_factory=ShdSpec)                # shd, ssc
@@ -55,7 +107,7 @@ class ModelConfig:
     detach_reset: bool = True          # False: gradient flows through the reset
     recurrent_grad: str = "prop"       # "prop" or "ctl" (S detached inside V·S)
     input_gain: bool = True            # (1 − β) factor on the input current
-    dt_ms: float = 1.0
+    dt_ms: float = _UNSET              # step width: data.timing.<name>.dt_ms (alias)
     tau_mem_ms: float = 10.0
     tau_syn_ms: float = 5.0
     tau_out_ms: float = 20.0
@@ -97,6 +149,20 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
+
+    def __post_init__(self) -> None:
+        """Resolve the aliases: an explicit data.n_steps / model.dt_ms sets the chosen data
+        set's timing entry; then both show that entry."""
+        d, m = self.data, self.model
+        if d.name not in DATASETS:
+            return                                     # validate() names the unknown data set
+        entry = d.timing.of(d.name)
+        if d.n_steps != _UNSET or m.dt_ms != _UNSET or d.max_dropped != _UNSET:
+            entry = Timing(entry.n_steps if d.n_steps == _UNSET else d.n_steps,
+                           entry.dt_ms if m.dt_ms == _UNSET else m.dt_ms,
+                           entry.max_dropped if d.max_dropped == _UNSET else d.max_dropped)
+            setattr(d.timing, timing_key(d.name), entry)
+        d.n_steps, m.dt_ms, d.max_dropped = entry.n_steps, entry.dt_ms, entry.max_dropped
 
     # -- derived objects ---------------------------------------------------------------
     @property
@@ -185,7 +251,11 @@ class Config:
 
     # -- (de)serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, except the two aliases (data.n_steps, model.dt_ms): the timing is in
+        ``data.timing``, per data set."""
+        out = dataclasses.asdict(self)
+        del out["data"]["n_steps"], out["data"]["max_dropped"], out["model"]["dt_ms"]
+        return out
 
     def to_toml(self) -> str:
         import tomli_w  # only for writing TOML (a GPU machine may lack it)
@@ -197,6 +267,7 @@ class Config:
         """Defaults ← the chosen data set's defaults ← ``raw`` (nested tables)."""
         if not isinstance(raw, Mapping):
             raise SpikegradError(f"{source}: top level must be a table")
+        raw = normalise_timing(raw)
         data = raw.get("data", {})
         name = data.get("name", DataConfig.name) if isinstance(data, Mapping) else DataConfig.name
         if isinstance(name, str) and name in available_datasets():
@@ -226,6 +297,62 @@ class Config:
             if dataclasses.is_dataclass(_field_value(self, key, source)):
                 raise SpikegradError(f"{source}: {key!r} is a table; set one of its fields")
         return Config.from_dict(merge_nested(self.to_dict(), nest(overrides)), source)
+
+
+def normalise_timing(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``data.n_steps`` / ``model.dt_ms`` of one source (a file, a set of flags) moved into
+    ``data.timing.<that source's data set>``: a file written for randman keeps its 70 steps
+    of 1 ms for randman even when ``--dataset shd`` is added on the command line."""
+    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
+    data, model = out.get("data"), out.get("model")
+    if isinstance(data, dict) and isinstance(data.get("timing"), Mapping):
+        data["timing"] = _complete_timing(data["timing"])
+    steps = data.pop("n_steps", None) if isinstance(data, Mapping) else None
+    dropped = data.pop("max_dropped", None) if isinstance(data, Mapping) else None
+    dt = model.pop("dt_ms", None) if isinstance(model, Mapping) else None
+    if steps is None and dt is None and dropped is None:
+        return out
+    name = data.get("name", DataConfig.name) if isinstance(data, Mapping) else DataConfig.name
+    if not isinstance(name, str) or name not in DATASETS:
+        if steps is not None:
+            out.setdefault("data", {})["n_steps"] = steps  # validate() names the unknown data set
+        if dropped is not None:
+            out.setdefault("data", {})["max_dropped"] = dropped
+        if dt is not None:
+            out.setdefault("model", {})["dt_ms"] = dt
+        return out
+    data = out.setdefault("data", {})
+    timing = dict(data.get("timing", {})) if isinstance(data.get("timing", {}), Mapping) else data.get("timing")
+    if isinstance(timing, dict):
+        entry = dict(timing.get(timing_key(name), {})) if isinstance(timing.get(timing_key(name), {}), Mapping) \
+            else timing.get(timing_key(name))
+        if isinstance(entry, dict):
+            if steps is not None:
+                entry["n_steps"] = steps
+            if dt is not None:
+                entry["dt_ms"] = dt
+            if dropped is not None:
+                entry["max_dropped"] = dropped
+            if "n_steps" not in entry or "dt_ms" not in entry:
+                default = dataset_timing(name)
+                entry.setdefault("n_steps", default[0])
+                entry.setdefault("dt_ms", default[1])
+            timing[timing_key(name)] = entry
+        data["timing"] = timing
+    return out
+
+
+def _complete_timing(table: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``[data.timing]`` table whose entries may name only n_steps or only dt_ms: the
+    other field is the data set's own."""
+    names = {timing_key(n): n for n in DATASETS}
+    out = {}
+    for key, entry in table.items():
+        if isinstance(entry, Mapping) and key in names and not {"n_steps", "dt_ms", "max_dropped"} <= set(entry):
+            steps, dt = dataset_timing(names[key])
+            entry = {"n_steps": steps, "dt_ms": dt, "max_dropped": dataset_max_dropped(names[key]), **entry}
+        out[key] = entry
+    return out
 
 
 def load_config(path: str | Path) -> Config:

@@ -357,6 +357,28 @@ def _check_resumable(run_dir: Path) -> None:
         raise SpikegradError(f"run {run_dir} has already finished (metrics.json exists); nothing to resume")
 
 
+def check_event_window(splits: DataSplits, cfg: Config) -> None:
+    """Stop when a split loses more than ``data.timing.<name>.max_dropped`` of its spike events past the
+    simulated window n_steps·Δt (a data set run on another data set's timing)."""
+    from .config import timing_key
+
+    window = cfg.data.n_steps * cfg.model.dt_ms * 1e-3
+    key = f"data.timing.{timing_key(cfg.data.name)}"
+    for name in ("train", "val", "test"):
+        data = getattr(splits, name)
+        if not isinstance(data, EventData) or len(data.times) == 0:
+            continue
+        late = int(np.count_nonzero(data.times >= window))
+        share = late / len(data.times)
+        if share > cfg.data.max_dropped:
+            raise SpikegradError(
+                f"{cfg.data.name}/{name}: {late} of {len(data.times)} spike events ({100 * share:.1f}%) fall after "
+                f"the simulated window of {cfg.data.n_steps} steps × {cfg.model.dt_ms:g} ms = "
+                f"{window * 1e3:g} ms ({key}.n_steps × {key}.dt_ms) and would be dropped (more than "
+                f"{key}.max_dropped = {cfg.data.max_dropped:g}); lengthen the window, or accept it with "
+                f"--allow-dropped-events ({key}.max_dropped = 1)")
+
+
 def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | None,
            resume: bool) -> dict:
     t0 = time.perf_counter()
@@ -367,6 +389,7 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
     for name in ("train", "val", "test"):
         if len(getattr(splits, name)) == 0:
             raise SpikegradError(f"the {name} split of {cfg.data.name!r} is empty; training needs all three")
+    check_event_window(splits, cfg)
     device = cfg.torch_device()
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, splits.n_inputs, splits.n_classes).to(device)

@@ -15,7 +15,7 @@ import soxr
 
 from spikegrad import SpikegradError
 from spikegrad.config import Config
-from spikegrad.data import audio, dataset_defaults, load_dataset
+from spikegrad.data import audio, dataset_defaults, dataset_timing, load_dataset
 from spikegrad.data.audio import AudioSpec
 
 # The class keys as SHD's files publish them (shd_train.h5 / shd_test.h5 `extra/keys`).
@@ -629,7 +629,7 @@ def test_rawhd_validation_split_is_seeded(rawhd):
 @pytest.mark.parametrize("name, steps", [("rawhd", 80), ("rawsc", 100)])
 def test_defaults_one_step_per_frame(name, steps):
     d = dataset_defaults(name)
-    assert d["model.dt_ms"] == 10.0 and d["data.n_steps"] == steps and d["model.hidden"]
+    assert dataset_timing(name) == (steps, 10.0) and d["model.hidden"]
     cfg = Config.from_overrides({"data.name": name})
     assert cfg.model.dt_ms == 10.0 and cfg.data.n_steps == steps
 

@@ -2,8 +2,11 @@
 
 Each data set lives in one module of this package that provides
 
+* ``timing(name) -> (n_steps, dt_ms)``: the simulation steps and step width the data set
+  runs on (its entry of the config's ``[data.timing]`` table; they belong to the data set,
+  so a config written for one data set never runs another on its timing),
 * ``defaults(name) -> dict``: dotted config values that apply when the data set is
-  chosen (Δt, steps, network size, …) unless the user sets them, and
+  chosen (network size, …) unless the user sets them, and
 * ``load(name, cfg) -> DataSplits``: the train/validation/test splits.
 
 Modules are imported on first use, so heavy readers (h5py, audio) load only when needed.
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     from ..config import Config
 
 __all__ = ["DataSplits", "DenseData", "EventData", "DATASETS", "available_datasets",
-           "dataset_defaults", "dataset_dir", "dataset_phases", "data_root", "load_dataset"]
+           "dataset_defaults", "dataset_dir", "dataset_max_dropped", "dataset_timing", "dataset_phases", "data_root", "load_dataset"]
 
 # data set name -> module in this package
 DATASETS: Registry[str] = Registry("dataset")
@@ -47,6 +50,17 @@ def available_datasets() -> list[str]:
 
 def _module(name: str):
     return importlib.import_module(f"{__name__}.{DATASETS.get(name)}")
+
+
+def dataset_timing(name: str) -> tuple[int, float]:
+    """(steps, Δt in ms) that data set ``name`` runs on unless its ``data.timing`` entry is set."""
+    return _module(name).timing(name)
+
+
+def dataset_max_dropped(name: str) -> float:
+    """The share of a split's spike events that may fall after the window without stopping a
+    run: 1 % unless the data set says otherwise (``MAX_DROPPED``, with its reason)."""
+    return float(getattr(_module(name), "MAX_DROPPED", 0.01))
 
 
 def dataset_defaults(name: str) -> dict[str, Any]:

@@ -550,15 +550,18 @@ def report(name: str, counts: Counter, n_frames: int) -> None:
 
 # -- registry interface --------------------------------------------------------------------
 
-def defaults(name: str) -> dict:
-    """One simulation step per 10 ms feature frame; the paper's time constants otherwise."""
+def timing(name: str) -> tuple[int, float]:
+    """(steps, Δt in ms): one simulation step per 10 ms feature frame, the paper's frame counts."""
     if name not in NAMES:
         raise SpikegradError(f"audio: unknown data set {name!r}")
-    return {
-        "model.dt_ms": AudioSpec.stride_ms,
-        "data.n_steps": DEFAULT_FRAMES[name],
-        "model.hidden": [128] if name == "rawhd" else [256],
-    }
+    return DEFAULT_FRAMES[name], AudioSpec.stride_ms
+
+
+def defaults(name: str) -> dict:
+    """The paper's time constants; hidden sizes by data set."""
+    if name not in NAMES:
+        raise SpikegradError(f"audio: unknown data set {name!r}")
+    return {"model.hidden": [128] if name == "rawhd" else [256]}
 
 
 def load(name: str, cfg: "Config") -> DataSplits:

@@ -51,12 +51,15 @@ class ClicksSpec:
 DT_MS = 5.0
 
 
+def timing(name: str) -> tuple[int, float]:
+    """Δt = 5 ms keeps the 1.05 s trial at 210 steps."""
+    return int(round(ClicksSpec().duration_ms / DT_MS)), DT_MS
+
+
 def defaults(name: str) -> dict:
-    """Δt = 5 ms keeps the 1.05 s trial at 210 steps; readout = mean over the response window."""
+    """Readout = mean over the response window (of Δt = 5 ms steps)."""
     spec = ClicksSpec()
     return {
-        "model.dt_ms": DT_MS,
-        "data.n_steps": int(round(spec.duration_ms / DT_MS)),
         "model.hidden": [64],
         "model.recurrent": True,
         "model.readout": "mean",

@@ -44,10 +44,22 @@ class LatencySpec:
             raise SpikegradError(f"mnist val_fraction must lie in (0, 1), got {self.val_fraction!r}")
 
 
-def defaults(name: str) -> dict:
+# The latency code puts dim pixels late: T(x) → ∞ as x → ϑ.  In the real MNIST test set 2.0 %
+# of the spikes fall after 100 ms (pixels with x < 0.23), 0.18 % after 200 ms, none after
+# 300 ms.  The paper's 100 ms window cuts them by design, so these data sets accept up to
+# 3 % (the run-stopping check of spikegrad.training.check_event_window).  Fashion-MNIST has
+# not been measured here (no copy on the development machine): a run that loses more stops
+# and says how to proceed.
+MAX_DROPPED = 0.03
+
+
+def timing(name: str) -> tuple[int, float]:
     """100 steps of 1 ms hold every spike of a pixel above x ≈ 0.23 (T ≤ 100 ms)."""
-    return {"data.n_steps": 100, "model.hidden": [256], "train.epochs": 30, "train.batch_size": 128,
-            "train.lr": 2e-3}
+    return 100, 1.0
+
+
+def defaults(name: str) -> dict:
+    return {"model.hidden": [256], "train.epochs": 30, "train.batch_size": 128, "train.lr": 2e-3}
 
 
 def _find(folder: Path, stem: str, name: str) -> Path:

@@ -105,6 +105,11 @@ def make_randman(spec: RandmanSpec, seed: int) -> DataSplits:
     return DataSplits(splits["train"], splits["val"], splits["test"], spec.inputs, spec.classes)
 
 
+def timing(name: str) -> tuple[int, float]:
+    """70 steps of 1 ms hold the 50 ms task and the readout's response to its last spikes."""
+    return 70, 1.0
+
+
 def defaults(name: str) -> dict:
     """The core's defaults are the paper's Randman setup already."""
     return {}

@@ -78,7 +78,7 @@ def test_weights_get_the_mode_of_the_rest_of_the_run_folder(tmp_path):
 
 def test_ctrl_c_says_how_to_continue_and_the_run_resumes(tmp_path):
     run = tmp_path / "run"
-    args = [a if a != "2" else "400" for a in TINY]             # long enough to be interrupted
+    args = [a if a != "2" else "60" for a in TINY]              # long enough to be interrupted
     proc = subprocess.Popen([sys.executable, "-m", "spikegrad.cli", "train", *args, "--out", str(run)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -91,3 +91,5 @@ def test_ctrl_c_says_how_to_continue_and_the_run_resumes(tmp_path):
     assert err.strip().splitlines() == [f"spikegrad: interrupted; the run folder {run} keeps every finished "
                                         f"epoch; `spikegrad train --resume {run}` continues it"]
     assert not (run / "metrics.json").exists()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 60

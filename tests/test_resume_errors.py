@@ -55,7 +55,7 @@ CASES = {
     "lacks-a-key": (lambda c: {k: v for k, v in c.items() if k != "optimizer"}, "it lacks optimizer"),
     "non-json-meta": (lambda c: {**c, "meta": "{not json"}, "its metadata is not JSON"),
     "incomplete-meta": (_corrupt_meta("history", None), "its metadata lacks 'history'"),
-    "wrong-tensor-shape": (_reshape_model, "model tensor 'layers.0.weight' has shape [3, 3]"),
+    "wrong-tensor-shape": (_reshape_model, "its model: tensor 'layers.0.weight' has shape [3, 3]"),
     "a-list": (lambda c: [c["meta"]], "it holds a list, not a checkpoint"),
     "bad-numpy-rng": (_corrupt_meta("numpy_rng", {"bit_generator": "Nope"}), "its numpy RNG state is invalid"),
     "bad-torch-rng": (lambda c: {**c, "torch_rng": torch.zeros(3)}, "its torch RNG state is not a uint8 tensor"),
@@ -99,7 +99,7 @@ def test_config_edited_before_resuming_is_named(finished_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--resume", str(run)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert "checkpoint.pt" in line and "has shape [8, 20]" in line and "needs [16, 20]" in line
+    assert "checkpoint.pt" in line and "has shape [8, 20], the model needs [16, 20]" in line
     assert "config.toml edited" in line
     assert _snapshot(run) == before
 

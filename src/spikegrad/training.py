@@ -218,21 +218,27 @@ _META_KEYS = {"history": list, "best_val": (int, float), "best_epoch": int, "num
               "seconds": (int, float)}
 
 
-def _check_state(path: Path, what: str, state, model: SNN) -> None:
-    """``state`` has exactly the model's tensors with the model's shapes."""
+def _state_mismatch(state, model: SNN) -> str | None:
+    """None if ``state`` has exactly the model's tensors with the model's shapes, else what differs."""
     if not isinstance(state, dict):
-        raise SpikegradError(f"cannot resume from {path}: its {what} is a {type(state).__name__}, not a dict of tensors")
+        return f"a {type(state).__name__}, not a dict of tensors"
     want = model.state_dict()
     missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
     if missing or extra:
-        raise SpikegradError(f"cannot resume from {path}: its {what} does not match the model of config.toml "
-                             f"(missing {missing or 'none'}, unexpected {extra or 'none'})")
+        return f"not the model's tensors (missing {missing or 'none'}, unexpected {extra or 'none'})"
     for name, tensor in want.items():
         got = state[name]
         if not isinstance(got, torch.Tensor) or got.shape != tensor.shape:
             shape = list(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            raise SpikegradError(f"cannot resume from {path}: {what} tensor {name!r} has shape {shape}, the model "
-                                 f"of config.toml needs {list(tensor.shape)} (was config.toml edited?)")
+            return f"tensor {name!r} has shape {shape}, the model needs {list(tensor.shape)}"
+    return None
+
+
+def _check_state(path: Path, what: str, state, model: SNN) -> None:
+    problem = _state_mismatch(state, model)
+    if problem is not None:
+        raise SpikegradError(f"cannot resume from {path}: its {what}: {problem} (the model of config.toml; "
+                             f"was config.toml edited?)")
 
 
 def _check_checkpoint(path: Path, ckpt, model: SNN) -> dict:
@@ -525,15 +531,9 @@ def load_weights(model: SNN, source: str | Path, device=None) -> None:
         state = load_file(str(path), device=str(device or "cpu"))
     except Exception as err:  # safetensors raises several types
         raise SpikegradError(f"cannot load weights {path}: {_first_line(err)}") from None
-    want = model.state_dict()
-    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
-    if missing or extra:
-        raise SpikegradError(f"cannot load weights {path}: they do not match the model "
-                             f"(missing {missing or 'none'}, unexpected {extra or 'none'})")
-    for name, tensor in want.items():
-        if state[name].shape != tensor.shape:
-            raise SpikegradError(f"cannot load weights {path}: tensor {name!r} has shape {list(state[name].shape)}, "
-                                 f"the model needs {list(tensor.shape)}")
+    problem = _state_mismatch(state, model)
+    if problem is not None:
+        raise SpikegradError(f"cannot load weights {path}: {problem}")
     model.load_state_dict(state)
 
 

@@ -352,3 +352,27 @@ def test_backward_through_vmapped_stacked_weights_gives_each_members_gradients(b
         for name, prm in net.named_parameters():
             assert prm.grad.abs().sum() > 0
             assert_rel_close(params[name].grad[i], prm.grad, rel=1e-12)
+
+
+def test_the_fast_apply_equals_function_apply():
+    """spikegrad._autograd.apply skips torch's per-call signature binding: same outputs,
+    same backward node, same gradients as Function.apply (and Function.apply itself under
+    torch.func)."""
+    from spikegrad._autograd import apply
+    from spikegrad.kernels.compiled import CompiledLIF
+    from spikegrad.kernels.fused import FusedLIF
+    from spikegrad.surrogates import SpikeFunction, get_surrogate
+    ff, v = make_inputs(21)
+    p = LIFParams(surrogate="sigmoid")
+    cases = [(SpikeFunction, (ff[:, 0], get_surrogate("sigmoid"), 5.0)), (FusedLIF, (ff, v, p)),
+             (CompiledLIF, (ff, v, p, KernelOptions()))]
+    for fn, args in cases:
+        grads = []
+        for call in (apply, lambda f, *a: f.apply(*a)):
+            x = args[0].detach().clone().requires_grad_()
+            out = call(fn, x, *args[1:])
+            first = out[0] if isinstance(out, tuple) else out
+            assert type(first.grad_fn).__name__ == f"{fn.__name__}Backward"
+            (first * torch.arange(first.numel(), dtype=first.dtype).reshape(first.shape)).sum().backward()
+            grads.append((first.detach(), x.grad))
+        assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])

@@ -78,7 +78,7 @@ def test_weights_get_the_mode_of_the_rest_of_the_run_folder(tmp_path):
 
 def test_ctrl_c_says_how_to_continue_and_the_run_resumes(tmp_path):
     run = tmp_path / "run"
-    args = [a if a != "2" else "60" for a in TINY]              # long enough to be interrupted
+    args = [a if a != "2" else "100000" for a in TINY]          # interrupted long before the end
     proc = subprocess.Popen([sys.executable, "-m", "spikegrad.cli", "train", *args, "--out", str(run)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -91,5 +91,10 @@ def test_ctrl_c_says_how_to_continue_and_the_run_resumes(tmp_path):
     assert err.strip().splitlines() == [f"spikegrad: interrupted; the run folder {run} keeps every finished "
                                         f"epoch; `spikegrad train --resume {run}` continues it"]
     assert not (run / "metrics.json").exists()
+    done = len((run / "metrics.jsonl").read_text().splitlines())
+    assert done >= 1
+    # continue it to a near end: the run folder's own config, with the epochs cut short
+    config = (run / "config.toml").read_text()
+    (run / "config.toml").write_text(config.replace("epochs = 100000", f"epochs = {done + 1}"))
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
-    assert json.loads((run / "metrics.json").read_text())["epochs"] == 60
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == done + 1

@@ -7,6 +7,7 @@ Kept apart from the kernels so that they import it, not each other.
 from __future__ import annotations
 
 import importlib
+import sys
 
 import numpy as np
 import torch
@@ -20,7 +21,9 @@ DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def numba_available() -> bool:
-    """Whether numba imports (tried anew on every call; cheap once imported)."""
+    """Whether numba imports (an imported numba is looked up in sys.modules: cheap)."""
+    if sys.modules.get("numba") is not None:
+        return True
     try:
         importlib.import_module("numba")
     except ImportError:

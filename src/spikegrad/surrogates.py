@@ -13,6 +13,7 @@ from typing import Callable
 
 import torch
 
+from ._autograd import apply
 from .errors import SpikegradError
 from .registry import Registry
 
@@ -144,4 +145,4 @@ _SpikeFunction = SpikeFunction  # the old name
 
 def spike(x: torch.Tensor, surrogate: str | Surrogate = "superspike", beta: float = 10.0) -> torch.Tensor:
     """S = Θ(x) with the surrogate's derivative in the backward pass (x = U − 1)."""
-    return SpikeFunction.apply(x, get_surrogate(surrogate), beta if isinstance(beta, torch.Tensor) else float(beta))
+    return apply(SpikeFunction, x, get_surrogate(surrogate), beta if isinstance(beta, torch.Tensor) else float(beta))

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 
 from ..surrogates import get_surrogate, spike
-from .base import NeuronModel, check_nonnegative, check_positive, decay, register_neuron_model
+from .base import NeuronModel, check_nonnegative, check_positive, decay, register_neuron_model, tensor_fields
 from .lif import LIFParams, state_shape
 
 
@@ -44,6 +44,7 @@ class ALIFParams(LIFParams):
         super().__post_init__()
         check_positive("tau_adapt", self.tau_adapt)
         check_nonnegative("beta_adapt", self.beta_adapt)
+        object.__setattr__(self, "_tensor_fields", tensor_fields(self))
 
     @property
     def decay_adapt(self):

@@ -69,6 +69,7 @@ class LIFParams:
         except SpikegradError:
             raise SpikegradError(f"surrogate slope beta must be ≥ 0, got {self.beta!r}") from None
         get_surrogate(self.surrogate)  # raises on unknown names
+        object.__setattr__(self, "_tensor_fields", tensor_fields(self))
 
     @property
     def decay_mem(self):
@@ -86,7 +87,7 @@ class LIFParams:
     @property
     def tensor_fields(self) -> tuple[str, ...]:
         """Fields holding tensors (empty: the float record every kernel takes)."""
-        return tensor_fields(self)
+        return self._tensor_fields
 
 
 class LIFState(NamedTuple):

@@ -69,6 +69,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
+from .._autograd import apply
 from .._numba import DTYPES as _DTYPES, INSTALL_HINT, is_vmapped, numba_available, require_numba
 from ..errors import SpikegradError
 from ..events import EventBatch
@@ -792,7 +793,7 @@ def lif_compiled_events(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams"
     reason = supports(ff, v, p)
     if reason is not None:
         raise SpikegradError(f"backend 'compiled' cannot run this lif layer: {reason}")
-    spikes, volts, _, _, ptr, idx = CompiledLIF.apply(ff, v, p, options)
+    spikes, volts, _, _, ptr, idx = apply(CompiledLIF, ff, v, p, options)
     events = None
     if ptr.numel() and not is_vmapped(spikes):
         events = EventBatch._unchecked(ptr, idx, spikes.new_ones(idx.numel()), spikes.shape)

@@ -28,6 +28,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
+from .._autograd import apply
 from .._numba import numba_available
 from ..dynamics import get_neuron_model, model_of, scan
 from ..errors import SpikegradError
@@ -125,7 +126,7 @@ def _reference_run(ff, v, p, options) -> LayerResult:
 
 def _fused_run(ff, v, p, options) -> LayerResult:
     check_layer_inputs(ff, v, p, "fused")
-    spikes, volts = FusedLIF.apply(ff, v, p)[:2]
+    spikes, volts = apply(FusedLIF, ff, v, p)[:2]
     return LayerResult(spikes, volts, None, "fused")
 
 

@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from .._autograd import apply
 from .._numba import DTYPES, in_transform, numba_available, require_numba
 from ..errors import SpikegradError
 from ..events import EventBatch, density  # noqa: F401  (density: re-exported)
@@ -264,4 +265,4 @@ def sparse_projection(x: torch.Tensor | EventBatch, w: torch.Tensor, events: Eve
     elif ev.shape != x.shape:
         raise SpikegradError(f"events of shape {list(ev.shape)} given for input of shape {list(x.shape)}")
     use_numba = _use_numba(impl, ev.val, w)
-    return EventProjection.apply(w, dense, ev.ptr, ev.idx, ev.val, tuple(ev.shape), use_numba)
+    return apply(EventProjection, w, dense, ev.ptr, ev.idx, ev.val, tuple(ev.shape), use_numba)

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch.autograd.function import once_differentiable
 
+from .._autograd import apply
 from .._numba import differentiating_transform, is_vmapped
 from ..errors import SpikegradError
 from ..surrogates import get_surrogate
@@ -252,7 +253,7 @@ def lif_fused(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> tuple
     [neurons, neurons] or None.  Returns (spikes, voltages), both differentiable.
     """
     check_layer_inputs(ff, v, p, "fused")
-    return FusedLIF.apply(ff, v, p)[:2]
+    return apply(FusedLIF, ff, v, p)[:2]
 
 
 def supports(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> str | None:

@@ -24,7 +24,9 @@ def churn():
         a = torch.ones(12 << 20)           # 48 MiB each
         b = a + 1.0
         del a, b
-churn()                                    # first round: the heap grows (faults either way)
+churn()                                    # first rounds: the heap grows (faults either way);
+churn()                                    # how many rounds it takes to settle depends on what the
+                                           # process allocated before (imports): two, measured
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 churn()
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before

@@ -8,6 +8,7 @@ from .kernels.options import KernelOptions
 from .network import SNN, LIFLayer, Readout, Recording
 from .neurons import lif_layer, lif_reference, lif_step
 from .registry import Registry
+from .rules import RULES, register_rule
 from .readouts import available_readouts, get_readout, register_readout
 from .regularizers import ActivityRegularizer
 from .surrogates import available_surrogates, get_surrogate, register_surrogate, spike
@@ -17,7 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALIFParams", "ActivityRegularizer", "Config", "EventBatch", "KernelOptions", "LIFLayer", "LIFParams",
-    "NEURON_MODELS", "Registry", "register_neuron_model", "scan", "Readout", "Recording", "SNN",
+    "NEURON_MODELS", "RULES", "Registry", "register_neuron_model", "register_rule", "scan", "Readout", "Recording", "SNN",
     "SpikegradError", "available_readouts", "available_surrogates", "evaluate", "evaluate_run",
     "get_readout", "get_surrogate", "lif_layer", "lif_reference", "lif_step", "load_config",
     "register_readout", "register_surrogate", "resume", "spike", "train",

@@ -28,6 +28,7 @@ from .init import INITS
 from .dynamics import NEURON_MODELS, ALIFParams, LIFParams
 from .neurons import INPUT_PATHS, available_backends
 from .readouts import get_readout
+from .rules import RULES
 from .regularizers import ActivityRegularizer
 
 
@@ -132,6 +133,7 @@ class TrainConfig:
     threads: int = 0                   # torch threads; 0 leaves torch's default
     device: str = "auto"               # "auto" (cuda if available), "cpu", "cuda", "cuda:1", …
     init_from: str = ""                # start from these weights: a run folder or a .safetensors file
+    rule: str = "bptt"                 # learning rule (spikegrad.rules.RULES): "bptt"
 
 
 @dataclass
@@ -231,6 +233,8 @@ class Config:
                 raise SpikegradError(f"{name} must be ≥ 0, got {seed}")
         if t.threads < 0:
             raise SpikegradError(f"train.threads must be ≥ 0, got {t.threads}")
+        if t.rule not in RULES:
+            raise SpikegradError(str(RULES.unknown(t.rule)).replace("unknown learning rule", "unknown train.rule", 1))
         self.torch_device()
         return self
 

@@ -476,16 +476,9 @@ def _load_trained(run_dir: Path, weights: str | None = "model.safetensors"):
     cfg = load_config(run_dir / "config.toml")
     splits = load_dataset(cfg)
     with torch.random.fork_rng(devices=[]):  # leaves the caller's RNG state alone
-        torch.manual_seed(cfg.train.seed)  # as training._train does right before build_model
-        model = training.build_model(cfg, splits.n_inputs, splits.n_classes)
-    device = cfg.torch_device()
-    model.to(device)
+        model = training.init_model(cfg, splits, fresh=weights is None)
     if weights is not None:
-        training.load_weights(model, run_dir / weights, device)
-    elif cfg.train.init_from:
-        training.load_weights(model, cfg.train.init_from, device)
-    elif getattr(cfg.model, "init", "uniform") == "fluctuation":  # as training._train: rates from the data
-        training.initialize_from_data(model, splits.train, cfg)
+        training.load_weights(model, run_dir / weights, cfg.torch_device())
     model.eval()
     return cfg, model, splits
 

@@ -30,6 +30,7 @@ from .errors import SpikegradError
 from .events import EventBatch
 from .init import fluctuation_init_
 from .network import SNN
+from .rules import Rule, make_rule
 
 EVAL_BATCH = 1000
 
@@ -78,6 +79,22 @@ def build_model(cfg: Config, n_inputs: int, n_classes: int) -> SNN:
 
 
 INIT_BATCH = 1000
+
+
+def init_model(cfg: Config, splits: DataSplits, fresh: bool = True) -> SNN:
+    """The network a run starts from, in the one order training, evaluation and the figures
+    share: seed torch's RNG with ``train.seed``, build (weights drawn from it), move to the
+    device, then — ``fresh`` — ``train.init_from``'s weights or the fluctuation-driven init.
+    ``fresh=False`` stops after the build (a checkpoint's or a run's weights follow).
+    Leaves torch's global RNG where the build left it (training continues from there)."""
+    torch.manual_seed(cfg.train.seed)
+    device = cfg.torch_device()
+    model = build_model(cfg, splits.n_inputs, splits.n_classes).to(device)
+    if fresh and cfg.train.init_from:
+        load_weights(model, cfg.train.init_from, device)
+    elif fresh and cfg.model.init == "fluctuation":
+        initialize_from_data(model, splits.train, cfg)
+    return model
 
 
 def initialize_from_data(model: SNN, data: EventData | DenseData, cfg: Config) -> list[dict]:
@@ -316,12 +333,13 @@ def _progress(enabled: bool, total: int):
 
 
 def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False,
-          splits: DataSplits | None = None, resume: bool = False) -> dict:
+          splits: DataSplits | None = None, resume: bool = False, rule: Rule | None = None) -> dict:
     """Train the network ``cfg`` describes; return the final metrics (also written to out_dir).
 
     ``resume=True`` continues an unfinished run folder ``out_dir`` from its last checkpoint
     (its config.toml must equal ``cfg``); an empty or missing folder starts afresh, a
-    finished one is refused.  The result equals that of an uninterrupted run.
+    finished one is refused.  The result equals that of an uninterrupted run.  ``rule``: a
+    learning-rule object (:mod:`spikegrad.rules`) in place of the one ``train.rule`` names.
     """
     cfg.validate()
     cfg = _with_absolute_data_dir(cfg)
@@ -338,7 +356,7 @@ def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False
             out = prepare_run_dir(out)
     else:
         out = prepare_run_dir(out_dir) if out_dir is not None else None
-    return _train(cfg, out, progress, splits, resume)
+    return _train(cfg, out, progress, splits, resume, rule)
 
 
 def _with_absolute_data_dir(cfg: Config) -> Config:
@@ -386,7 +404,7 @@ def check_event_window(splits: DataSplits, cfg: Config) -> None:
 
 
 def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | None,
-           resume: bool) -> dict:
+           resume: bool, rule: Rule | None = None) -> dict:
     t0 = time.perf_counter()
     tune_allocator()
     if cfg.train.threads:
@@ -397,14 +415,10 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
             raise SpikegradError(f"the {name} split of {cfg.data.name!r} is empty; training needs all three")
     check_event_window(splits, cfg)
     device = cfg.torch_device()
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg, splits.n_inputs, splits.n_classes).to(device)
     ckpt_path = out / CHECKPOINT if out is not None else None
     ckpt = _load_checkpoint(ckpt_path) if resume and ckpt_path.is_file() else None
-    if cfg.model.init == "fluctuation" and ckpt is None and not cfg.train.init_from:
-        initialize_from_data(model, splits.train, cfg)
-    if cfg.train.init_from and ckpt is None:
-        load_weights(model, cfg.train.init_from, device)
+    model = init_model(cfg, splits, fresh=ckpt is None)
+    rule = rule if rule is not None else make_rule(cfg, lambda m, x, y: loss_and_record(m, x, y, cfg))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     rng = np.random.default_rng(cfg.train.seed)
 
@@ -440,15 +454,12 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
             model.train()
             loss_sum, correct, seen = 0.0, 0, 0
             for x, y in iterate_batches(splits.train, cfg, cfg.train.batch_size, rng):
-                loss, logits, _ = loss_and_record(model, x, y, cfg)
-                if not torch.isfinite(loss):
+                result = rule.step(model, (x, y), opt)
+                if result.diverged:
                     diverged = True
                     break
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_sum += float(loss.detach()) * len(y)
-                correct += int((logits.argmax(1) == y).sum())
+                loss_sum += result.loss * len(y)
+                correct += int((result.logits.argmax(1) == y).sum())
                 seen += len(y)
                 if bar:
                     bar.update(task, advance=1, description=f"epoch {epoch}/{cfg.train.epochs}",
@@ -545,7 +556,8 @@ def load_run(run_dir: str | Path) -> tuple[Config, SNN, DataSplits]:
         raise SpikegradError(f"{run_dir} is not a finished run folder (needs config.toml and model.safetensors)")
     cfg = load_config(run_dir / "config.toml")
     splits = load_dataset(cfg)
-    model = build_model(cfg, splits.n_inputs, splits.n_classes).to(cfg.torch_device())
+    with torch.random.fork_rng(devices=[]):  # leaves the caller's RNG state alone
+        model = init_model(cfg, splits, fresh=False)
     load_weights(model, weights, cfg.torch_device())
     model.eval()
     return cfg, model, splits

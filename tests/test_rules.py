@@ -1,0 +1,122 @@
+"""Learning rules as objects: the loop does not know which rule runs.  A rule defined only
+in this file trains through the public train() and the CLI config, resumes bit-exactly, and
+the figures' "before training" network is the one training starts from."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import spikegrad.training as training
+from spikegrad import RULES, Config, SpikegradError, register_rule, resume, train
+from spikegrad.cli import main
+from spikegrad.rules import BPTT, StepResult
+
+TINY = {"data.randman.classes": 3, "data.randman.train_per_class": 40, "data.randman.val_per_class": 10,
+        "data.randman.test_per_class": 10, "data.randman.terms": 50, "model.hidden": [16],
+        "train.epochs": 4, "train.batch_size": 30, "train.lr": 1e-2, "model.init": "fluctuation"}
+
+
+class ReadoutOnly:
+    """Test-only rule: BPTT's gradient, but only the readout learns (hidden gradients dropped)."""
+
+    name = "test-readout-only"
+
+    def __init__(self, objective):
+        self.objective = objective
+        self.first_weights = None
+
+    def step(self, model, batch, optimizer):
+        if self.first_weights is None:
+            self.first_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        x, y = batch
+        loss, logits, _ = self.objective(model, x, y)
+        if not torch.isfinite(loss):
+            return StepResult(float(loss.detach()), logits, diverged=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for layer in model.layers:
+            for p in layer.parameters():
+                p.grad = None                    # Adam skips parameters without a gradient
+        optimizer.step()
+        return StepResult(float(loss.detach()), logits)
+
+
+LAST = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def readout_only_rule():
+    @register_rule("test-readout-only")
+    def make(cfg, objective):
+        LAST["rule"] = ReadoutOnly(objective)
+        return LAST["rule"]
+    yield
+    RULES.remove("test-readout-only")
+
+
+def test_a_rule_from_a_test_file_trains_through_the_config_and_resumes_bit_exactly(tmp_path, monkeypatch):
+    cfg = Config().with_overrides({**TINY, "train.rule": "test-readout-only"})
+    full = train(cfg, tmp_path / "full")
+    start = LAST["rule"].first_weights
+    end = load_file(str(tmp_path / "full" / "last.safetensors"))
+    assert torch.equal(end["layers.0.weight"], start["layers.0.weight"])          # hidden layer frozen
+    assert not torch.equal(end["readout.weight"], start["readout.weight"])        # readout learnt
+    assert full["val_accuracy"] > 1 / 3
+    real, saved = training._save_checkpoint, []
+
+    def stop_after_epoch_2(path, state):
+        real(path, state)
+        saved.append(path)
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_save_checkpoint", stop_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut")
+    monkeypatch.setattr(training, "_save_checkpoint", real)
+    again = resume(tmp_path / "cut")
+    drop = lambda m: {k: v for k, v in m.items() if k != "wall_seconds"}  # noqa: E731
+    assert drop(again) == drop(full)
+    for name in ("model.safetensors", "last.safetensors"):
+        a, b = load_file(str(tmp_path / "cut" / name)), load_file(str(tmp_path / "full" / name))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_cli_takes_a_rule_by_name(tmp_path, capsys):
+    args = ["--set", "data.randman.classes=2", "--set", "data.randman.train_per_class=10",
+            "--set", "data.randman.val_per_class=4", "--set", "data.randman.test_per_class=4",
+            "--set", "data.randman.terms=20", "--hidden", "8", "--epochs", "1", "--quiet"]
+    assert main(["train", *args, "--rule", "test-readout-only", "--out", str(tmp_path / "run")]) == 0
+    assert "rule = \"test-readout-only\"" in (tmp_path / "run" / "config.toml").read_text()
+    capsys.readouterr()
+    assert main(["train", *args, "--rule", "bpt", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown train.rule 'bpt' (did you mean 'bptt'?)" in err and not (tmp_path / "bad").exists()
+
+
+def test_a_rule_object_passed_to_train_replaces_the_configs(tmp_path):
+    calls = []
+
+    class Counting(BPTT):
+        def step(self, model, batch, optimizer):
+            calls.append(1)
+            return super().step(model, batch, optimizer)
+
+    cfg = Config().with_overrides({**TINY, "train.epochs": 1})
+    metrics = train(cfg, rule=Counting(lambda m, x, y: training.loss_and_record(m, x, y, cfg)))
+    assert len(calls) == 4                                         # 120 samples / batch 30
+    assert metrics == {**train(cfg), "wall_seconds": metrics["wall_seconds"]}  # the same as bptt by name
+
+
+@pytest.mark.parametrize("init", ["uniform", "fluctuation"])
+def test_the_figures_before_training_network_is_the_one_training_starts_from(tmp_path, init):
+    from spikegrad.paper_figures import _load_trained
+    cfg = Config().with_overrides({**TINY, "train.epochs": 1, "model.init": init,
+                                   "train.rule": "test-readout-only"})
+    train(cfg, tmp_path / "run")
+    start = LAST["rule"].first_weights
+    _, model, _ = _load_trained(tmp_path / "run", None)
+    state = model.state_dict()
+    assert set(state) == set(start) and all(torch.equal(state[k], start[k]) for k in start)

@@ -42,3 +42,26 @@ def serve():
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def interrupt_after_checkpoints(monkeypatch):
+    """interrupt_after_checkpoints(n): the next training run raises KeyboardInterrupt right
+    after writing its n-th checkpoint (a kill between epochs); undo() restores the writer."""
+    import spikegrad.training as training
+
+    real = training._save_checkpoint
+
+    def arm(n: int):
+        saved = []
+
+        def stop(path, state):
+            real(path, state)
+            saved.append(path)
+            if len(saved) == n:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(training, "_save_checkpoint", stop)
+        return lambda: monkeypatch.setattr(training, "_save_checkpoint", real)
+
+    return arm

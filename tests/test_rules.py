@@ -2,16 +2,15 @@
 in this file trains through the public train() and the CLI config, resumes bit-exactly, and
 the figures' "before training" network is the one training starts from."""
 
-import json
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 import spikegrad.training as training
-from spikegrad import RULES, Config, SpikegradError, register_rule, resume, train
+from spikegrad import RULES, Config, register_rule, resume, train
 from spikegrad.cli import main
-from spikegrad.rules import BPTT, StepResult
+from spikegrad.rules import BPTT
 
 TINY = {"data.randman.classes": 3, "data.randman.train_per_class": 40, "data.randman.val_per_class": 10,
         "data.randman.test_per_class": 10, "data.randman.terms": 50, "model.hidden": [16],
@@ -19,28 +18,33 @@ TINY = {"data.randman.classes": 3, "data.randman.train_per_class": 40, "data.ran
 
 
 class ReadoutOnly:
-    """Test-only rule: BPTT's gradient, but only the readout learns (hidden gradients dropped)."""
+    """Test-only rule: BPTT's gradient, but only the readout learns — BPTT's step with an
+    optimizer that drops the hidden layers' gradients before it steps."""
 
     name = "test-readout-only"
 
     def __init__(self, objective):
-        self.objective = objective
+        self.bptt = BPTT(objective)
         self.first_weights = None
 
     def step(self, model, batch, optimizer):
         if self.first_weights is None:
             self.first_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        x, y = batch
-        loss, logits, _ = self.objective(model, x, y)
-        if not torch.isfinite(loss):
-            return StepResult(float(loss.detach()), logits, diverged=True)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        for layer in model.layers:
+        return self.bptt.step(model, batch, _ReadoutOnlyOptimizer(optimizer, model))
+
+
+class _ReadoutOnlyOptimizer:
+    def __init__(self, optimizer, model):
+        self.optimizer, self.model = optimizer, model
+
+    def zero_grad(self, set_to_none=True):
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self):
+        for layer in self.model.layers:
             for p in layer.parameters():
                 p.grad = None                    # Adam skips parameters without a gradient
-        optimizer.step()
-        return StepResult(float(loss.detach()), logits)
+        self.optimizer.step()
 
 
 LAST = {}
@@ -56,7 +60,7 @@ def readout_only_rule():
     RULES.remove("test-readout-only")
 
 
-def test_a_rule_from_a_test_file_trains_through_the_config_and_resumes_bit_exactly(tmp_path, monkeypatch):
+def test_a_rule_from_a_test_file_trains_through_the_config_and_resumes_bit_exactly(tmp_path, interrupt_after_checkpoints):
     cfg = Config().with_overrides({**TINY, "train.rule": "test-readout-only"})
     full = train(cfg, tmp_path / "full")
     start = LAST["rule"].first_weights
@@ -64,18 +68,10 @@ def test_a_rule_from_a_test_file_trains_through_the_config_and_resumes_bit_exact
     assert torch.equal(end["layers.0.weight"], start["layers.0.weight"])          # hidden layer frozen
     assert not torch.equal(end["readout.weight"], start["readout.weight"])        # readout learnt
     assert full["val_accuracy"] > 1 / 3
-    real, saved = training._save_checkpoint, []
-
-    def stop_after_epoch_2(path, state):
-        real(path, state)
-        saved.append(path)
-        if len(saved) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "_save_checkpoint", stop_after_epoch_2)
+    undo = interrupt_after_checkpoints(2)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut")
-    monkeypatch.setattr(training, "_save_checkpoint", real)
+    undo()
     again = resume(tmp_path / "cut")
     drop = lambda m: {k: v for k, v in m.items() if k != "wall_seconds"}  # noqa: E731
     assert drop(again) == drop(full)

@@ -175,24 +175,16 @@ def _rows(run):
     return rows
 
 
-def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, interrupt_after_checkpoints):
     from spikegrad import resume
 
     cfg = Config().with_overrides(LEARNING)
     full = train(cfg, tmp_path / "full")
     assert full["hidden_spikes_per_sample"] > 0 and full["best_epoch"] > 1  # a run that does learn
-    real, saved = training._save_checkpoint, []
-
-    def stop_after_epoch_2(path, state):
-        real(path, state)
-        saved.append(path)
-        if len(saved) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "_save_checkpoint", stop_after_epoch_2)
+    undo = interrupt_after_checkpoints(2)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut")
-    monkeypatch.setattr(training, "_save_checkpoint", real)
+    undo()
     assert not (tmp_path / "cut" / "metrics.json").exists()
     # a kill between the metrics line and the checkpoint leaves a line too many
     with (tmp_path / "cut" / "metrics.jsonl").open("a") as fh:

@@ -349,6 +349,10 @@ def test_timing_in_an_older_file_stays_with_the_files_own_data_set(tmp_path):
 def test_a_partial_timing_entry_takes_the_rest_from_its_data_set(tmp_path):
     cfg = Config.from_dict({"data": {"name": "shd", "timing": {"shd": {"n_steps": 50}}}})
     assert (cfg.data.n_steps, cfg.model.dt_ms) == (50, 10.0)
+    for overrides in ({"data.timing.mnist.n_steps": 150}, {"data.n_steps": 150}):   # entry or alias
+        mnist = Config.from_overrides({"data.name": "mnist", **overrides})
+        assert (mnist.data.timing.mnist.n_steps, mnist.data.timing.mnist.dt_ms) == (150, 1.0)
+        assert mnist.data.max_dropped == mnist.data.timing.mnist.max_dropped == 0.03
     with pytest.raises(SpikegradError, match="n_steps must be an integer ≥ 1, got 0"):
         Config.from_overrides({"data.name": "clicks", "data.n_steps": 0})
 

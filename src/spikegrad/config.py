@@ -304,51 +304,39 @@ class Config:
 
 
 def normalise_timing(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """``data.n_steps`` / ``model.dt_ms`` of one source (a file, a set of flags) moved into
-    ``data.timing.<that source's data set>``: a file written for randman keeps its 70 steps
-    of 1 ms for randman even when ``--dataset shd`` is added on the command line."""
+    """``data.n_steps`` / ``data.max_dropped`` / ``model.dt_ms`` of one source (a file, a set
+    of flags) moved into ``data.timing.<that source's data set>``, and every timing entry
+    completed from its data set: a file written for randman keeps its 70 steps of 1 ms for
+    randman even when ``--dataset shd`` is added on the command line.  Malformed tables are
+    left as they are for the schema check to name."""
     out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
-    data, model = out.get("data"), out.get("model")
-    if isinstance(data, dict) and isinstance(data.get("timing"), Mapping):
+    data, model = out.get("data", {}), out.get("model", {})
+    if not isinstance(data, dict) or not isinstance(model, dict):
+        return out
+    aliases = {key: data.pop(key) for key in ("n_steps", "max_dropped") if key in data}
+    if "dt_ms" in model:
+        aliases["dt_ms"] = model.pop("dt_ms")
+    name = data.get("name", DataConfig.name)
+    timing = data.get("timing", {})
+    entry = timing.get(timing_key(name), {}) if isinstance(timing, Mapping) and isinstance(name, str) else None
+    if aliases and name in DATASETS and isinstance(entry, Mapping):
+        timing = {**timing, timing_key(name): {**entry, **aliases}}
+        out["data"] = data = {**data, "timing": timing}
+    elif aliases:                                        # validate() names what is wrong
+        data.update({k: v for k, v in aliases.items() if k != "dt_ms"})
+        if "dt_ms" in aliases:
+            out["model"] = {**model, "dt_ms": aliases["dt_ms"]}
+        if data:
+            out["data"] = data
+    if isinstance(data.get("timing"), Mapping):
         data["timing"] = _complete_timing(data["timing"])
-    steps = data.pop("n_steps", None) if isinstance(data, Mapping) else None
-    dropped = data.pop("max_dropped", None) if isinstance(data, Mapping) else None
-    dt = model.pop("dt_ms", None) if isinstance(model, Mapping) else None
-    if steps is None and dt is None and dropped is None:
-        return out
-    name = data.get("name", DataConfig.name) if isinstance(data, Mapping) else DataConfig.name
-    if not isinstance(name, str) or name not in DATASETS:
-        if steps is not None:
-            out.setdefault("data", {})["n_steps"] = steps  # validate() names the unknown data set
-        if dropped is not None:
-            out.setdefault("data", {})["max_dropped"] = dropped
-        if dt is not None:
-            out.setdefault("model", {})["dt_ms"] = dt
-        return out
-    data = out.setdefault("data", {})
-    timing = dict(data.get("timing", {})) if isinstance(data.get("timing", {}), Mapping) else data.get("timing")
-    if isinstance(timing, dict):
-        entry = dict(timing.get(timing_key(name), {})) if isinstance(timing.get(timing_key(name), {}), Mapping) \
-            else timing.get(timing_key(name))
-        if isinstance(entry, dict):
-            if steps is not None:
-                entry["n_steps"] = steps
-            if dt is not None:
-                entry["dt_ms"] = dt
-            if dropped is not None:
-                entry["max_dropped"] = dropped
-            if "n_steps" not in entry or "dt_ms" not in entry:
-                default = dataset_timing(name)
-                entry.setdefault("n_steps", default[0])
-                entry.setdefault("dt_ms", default[1])
-            timing[timing_key(name)] = entry
-        data["timing"] = timing
+        out["data"] = data
     return out
 
 
 def _complete_timing(table: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``[data.timing]`` table whose entries may name only n_steps or only dt_ms: the
-    other field is the data set's own."""
+    """A ``[data.timing]`` table whose entries may name only some fields: the others are the
+    data set's own."""
     names = {timing_key(n): n for n in DATASETS}
     out = {}
     for key, entry in table.items():

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
+from ._numba import numba_available
 from .data import DATASETS, available_datasets, dataset_defaults, dataset_max_dropped, dataset_timing
 from .data.audio import AudioSpec
 from .data.clicks import ClicksSpec
@@ -212,8 +213,8 @@ class Config:
         if not (math.isfinite(m.init_sigma_u) and m.init_sigma_u > 0):
             raise SpikegradError(f"model.init_sigma_u must be > 0, got {m.init_sigma_u}")
         if m.neuron not in NEURON_MODELS:
-            raise SpikegradError(str(NEURON_MODELS.unknown(m.neuron)).replace("unknown neuron model", "unknown model.neuron", 1))
-        if m.backend == "compiled" and m.neuron == "lif" and not _numba_ok():
+            raise NEURON_MODELS.unknown(m.neuron, "model.neuron")
+        if m.backend == "compiled" and m.neuron == "lif" and not numba_available():
             raise SpikegradError("model.backend 'compiled' needs the package numba, which cannot be imported; "
                                  "install it with: pip install 'numba>=0.60' (or choose 'fused' or 'reference')")
         if m.backend not in available_backends(m.neuron):
@@ -234,7 +235,7 @@ class Config:
         if t.threads < 0:
             raise SpikegradError(f"train.threads must be ≥ 0, got {t.threads}")
         if t.rule not in RULES:
-            raise SpikegradError(str(RULES.unknown(t.rule)).replace("unknown learning rule", "unknown train.rule", 1))
+            raise RULES.unknown(t.rule, "train.rule")
         self.torch_device()
         return self
 
@@ -457,8 +458,3 @@ def _coerce(hint: Any, value: Any, source: str, key: str):
             raise SpikegradError(f"{source}: {key} must be a string, got {value!r}")
         return value
     raise TypeError(f"unsupported config type {hint!r} for {key}")  # pragma: no cover
-
-
-def _numba_ok() -> bool:
-    from ._numba import numba_available
-    return numba_available()

@@ -57,14 +57,16 @@ class Registry(Generic[T]):
     def __delitem__(self, name: str) -> None:
         self.remove(name)
 
-    def unknown(self, name) -> SpikegradError:
-        """The error for a name that is not registered."""
+    def unknown(self, name, what: str | None = None, also: tuple[str, ...] = ()) -> SpikegradError:
+        """The error for a name that is not registered; ``what`` names the field or flag it
+        came from (default: the kind), ``also`` lists choices accepted besides the parts."""
+        choices = [*also, *self.names()]
         hint = ""
         if isinstance(name, str):
-            close = difflib.get_close_matches(name, list(self._items), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
             if close:
                 hint = f" (did you mean {close[0]!r}?)"
-        return SpikegradError(f"unknown {self.kind} {name!r}{hint}; choose one of: {', '.join(self.names())}")
+        return SpikegradError(f"unknown {what or self.kind} {name!r}{hint}; choose one of: {', '.join(choices)}")
 
     def names(self) -> list[str]:
         """Registered names, sorted."""

@@ -96,9 +96,8 @@ def select_kernel(ff: torch.Tensor, v: torch.Tensor | None, p, backend: str = "a
             reasons.append(f"{name}: {reason}")
         raise SpikegradError(f"no kernel of neuron model {model.name!r} can run this layer ({'; '.join(reasons)})")
     if backend not in candidates:
-        msg = str(candidates.unknown(backend)).replace(f"unknown {model.name} kernel", "unknown backend", 1)
-        raise SpikegradError(msg.replace("choose one of: ", "choose one of: auto, ", 1)
-                             + f" (neuron model {model.name!r})")
+        err = candidates.unknown(backend, "backend", also=("auto",))
+        raise SpikegradError(f"{err} (neuron model {model.name!r})")
     kernel = candidates.get(backend)
     reason = kernel.supports(ff, v, p)
     if reason is not None:

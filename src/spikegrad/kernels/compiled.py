@@ -789,10 +789,17 @@ def lif_compiled_events(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams"
                         ) -> tuple[torch.Tensor, torch.Tensor, EventBatch | None]:
     """:func:`lif_compiled` that also returns the spikes' events (None when not recorded)."""
     _require_numba()
-    check_layer_inputs(ff, v, p, "compiled")
     reason = supports(ff, v, p)
     if reason is not None:
         raise SpikegradError(f"backend 'compiled' cannot run this lif layer: {reason}")
+    return run_supported(ff, v, p, options)
+
+
+def run_supported(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams", options: KernelOptions
+                  ) -> tuple[torch.Tensor, torch.Tensor, EventBatch | None]:
+    """The compiled layer for a call :func:`supports` has accepted (the dispatch asks it
+    first): shapes checked, the kernel run, the spikes' events wrapped."""
+    check_layer_inputs(ff, v, p, "compiled")
     spikes, volts, _, _, ptr, idx = apply(CompiledLIF, ff, v, p, options)
     events = None
     if ptr.numel() and not is_vmapped(spikes):

@@ -28,14 +28,13 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from .._autograd import apply
 from .._numba import numba_available
 from ..dynamics import get_neuron_model, model_of, scan
 from ..errors import SpikegradError
 from ..events import EventBatch
 from ..registry import Registry
-from .compiled import lif_compiled_events, supports as compiled_supports
-from .fused import FusedLIF, check_layer_inputs, supports as fused_supports
+from .compiled import run_supported, supports as compiled_supports
+from .fused import lif_fused, supports as fused_supports
 from .options import DEFAULT_OPTIONS, KernelOptions
 
 
@@ -124,14 +123,11 @@ def _reference_run(ff, v, p, options) -> LayerResult:
 
 
 def _fused_run(ff, v, p, options) -> LayerResult:
-    check_layer_inputs(ff, v, p, "fused")
-    spikes, volts = apply(FusedLIF, ff, v, p)[:2]
-    return LayerResult(spikes, volts, None, "fused")
+    return LayerResult(*lif_fused(ff, v, p), None, "fused")
 
 
 def _compiled_run(ff, v, p, options) -> LayerResult:
-    spikes, volts, events = lif_compiled_events(ff, v, p, options)
-    return LayerResult(spikes, volts, events, "compiled")
+    return LayerResult(*run_supported(ff, v, p, options), "compiled")
 
 
 register_kernel("lif", Kernel("compiled", _compiled_run, compiled_supports,

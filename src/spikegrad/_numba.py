@@ -20,6 +20,11 @@ INSTALL_HINT = "pip install 'numba>=0.60'"
 DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
+def numba_takes(*tensors) -> bool:
+    """Whether the numba kernels take these tensors: on the CPU, float32 or float64."""
+    return all(t.device.type == "cpu" and t.dtype in DTYPES for t in tensors)
+
+
 def numba_available() -> bool:
     """Whether numba imports (an imported numba is looked up in sys.modules: cheap)."""
     if sys.modules.get("numba") is not None:

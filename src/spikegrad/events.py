@@ -15,12 +15,12 @@ import math
 import numpy as np
 import torch
 
-from ._numba import DTYPES, numba_available, require_numba
+from ._numba import DTYPES, numba_available, numba_takes, require_numba
 from .errors import SpikegradError
 
 
 def _numba_applies(*tensors: torch.Tensor) -> bool:
-    return all(t.device.type == "cpu" and t.dtype in DTYPES for t in tensors) and numba_available()
+    return numba_takes(*tensors) and numba_available()
 
 
 class EventBatch:

@@ -56,9 +56,9 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from .._autograd import apply
-from .._numba import DTYPES, in_transform, numba_available, require_numba
+from .._numba import DTYPES, in_transform, numba_available, numba_takes, require_numba  # noqa: F401  (numba_available: re-exported)
 from ..errors import SpikegradError
-from ..events import EventBatch, density  # noqa: F401  (density: re-exported)
+from ..events import EventBatch, _numba_applies, density  # noqa: F401  (density: re-exported)
 
 # Implementations of the projection: "auto" takes numba where it applies (CPU,
 # float32/float64, numba importable), else torch; "torch" forces the torch one (tests
@@ -76,14 +76,13 @@ def _use_numba(impl: str, *tensors: torch.Tensor) -> bool:
         raise SpikegradError(f"unknown event projection implementation {impl!r}; choose one of: {', '.join(IMPLS)}")
     if impl == "torch":
         return False
-    applies = all(t.device.type == "cpu" and t.dtype in DTYPES for t in tensors)
     if impl == "numba":
         require_numba("the numba event projection")
-        if not applies:
+        if not numba_takes(*tensors):
             raise SpikegradError("the numba event projection runs on CPU float32/float64 tensors only; "
                                  "use impl 'torch' or 'auto'")
         return True
-    return applies and numba_available()
+    return _numba_applies(*tensors)
 
 
 # ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .._autograd import apply
-from .._numba import DTYPES as _DTYPES, differentiating_transform, numba_available, require_numba as _require_numba
+from .._numba import DTYPES as _DTYPES, differentiating_transform, numba_available, numba_takes, require_numba as _require_numba
 
 
 @lru_cache(maxsize=32)
@@ -149,6 +149,6 @@ def leaky_readout_fast(h: torch.Tensor, decay_out: float, decay_syn: float, gain
                        u0: float) -> torch.Tensor:
     """The compiled recursion on CPU float32/float64 where numba imports (and outside
     ``torch.func.grad``/``jvp``, which its hand-written adjoint does not serve), else the matmul."""
-    if h.device.type == "cpu" and h.dtype in _DTYPES and numba_available() and differentiating_transform() is None:
+    if numba_takes(h) and numba_available() and differentiating_transform() is None:
         return apply(CompiledReadout, h, float(decay_out), float(decay_syn), float(gain), float(u0))
     return leaky_readout_matmul(h, decay_out, decay_syn, gain, u0)

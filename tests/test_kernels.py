@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp, stack_module_state, vmap
 
-from spikegrad import ALIFParams, LIFParams, SNN, SpikegradError, register_surrogate, scan
+from spikegrad import ALIFParams, EventBatch, LIFParams, SNN, SpikegradError, register_surrogate, scan
 from spikegrad.dynamics import NEURON_MODELS, alif
 from spikegrad.kernels.dispatch import kernels_for, run_layer, select_kernel
 from spikegrad.kernels.options import KernelOptions
@@ -329,13 +329,20 @@ def test_fast_kernels_decline_torch_func_grad_and_auto_takes_the_reference():
         assert_rel_close(g[k], prm.grad, rel=1e-10)
 
 
-def test_kernel_options_are_values():
+def test_kernel_options_are_values(monkeypatch):
     with pytest.raises(SpikegradError, match="event_density_max must be a density"):
         KernelOptions(event_density_max=2.0)
     with pytest.raises(SpikegradError, match="unknown projection_impl 'gpu'"):
         KernelOptions(projection_impl="gpu")
-    net = SNN(3, [4], 2, kernel_options=KernelOptions(record_events=False))
-    assert all(layer.options.record_events is False for layer in net.layers)
+    options = KernelOptions(record_events=False, projection_impl="torch")
+    net = SNN(3, [], 2, kernel_options=options)            # no hidden layer: the readout projects the events
+    assert net.readout.options is options
+    import spikegrad.network as network
+    seen = []
+    real = network.project_input
+    monkeypatch.setattr(network, "project_input", lambda *a, **k: (seen.append(k.get("options")), real(*a, **k))[1])
+    net(EventBatch.from_dense((torch.rand(2, 6, 3) < 0.2).float()))
+    assert seen == [options]
 
 
 @pytest.mark.parametrize("backend", ["compiled", "fused", "reference"])

@@ -89,12 +89,14 @@ class LIFLayer(nn.Module):
 
 
 class Readout(nn.Module):
-    """Leaky-integrator readout with synaptic current, reduced over time to logits."""
+    """Leaky-integrator readout with synaptic current, reduced over time to logits.
+    ``options``: the kernel options its input projection runs with (the network's)."""
 
     def __init__(self, n_in: int, n_out: int, params: LIFParams, tau_out: float,
                  reduction: str = "max", initial_state: float = -1e-3, window: int = 0,
-                 method: str = "loop"):
+                 method: str = "loop", options: KernelOptions = DEFAULT_OPTIONS):
         super().__init__()
+        self.options = options
         if method not in READOUT_METHODS:
             raise SpikegradError(f"unknown readout method {method!r}; choose one of: {', '.join(READOUT_METHODS)}")
         self.method = method
@@ -129,7 +131,7 @@ class Readout(nn.Module):
         # input events (no hidden layer) or spikes whose events are known (the compiled LIF
         # layer's): projected by events where that pays
         if isinstance(x, EventBatch) or events is not None:
-            h = project_input(x, self.weight, events=events)
+            h = project_input(x, self.weight, events=events, options=self.options)
         else:
             h = x @ self.weight.t()
         return fn(h, self.decay_out, self.decay_syn, self.gain, self.initial_state)
@@ -195,7 +197,7 @@ class SNN(nn.Module):
         # backend uses the fast readout (equal to the loop up to rounding).
         method = "loop" if resolve_backend(backend) == "reference" else "fast"
         self.readout = Readout(sizes[-1], n_classes, params, tau_out, readout, readout_init, readout_steps,
-                               method)
+                               method, kernel_options)
 
     def set_input_path(self, path: str) -> None:
         """Set ``input_path`` ("auto", "dense", "events") of every hidden layer."""

@@ -84,6 +84,8 @@ def test_lif_scan_is_lif_reference_bitwise():
     s_r, u_r = lif_reference(ff, v, p)
     assert torch.equal(s, s_r) and torch.equal(traces.u, u_r)
     assert traces._fields == ("u", "i")
+    s_u, only_u = scan(ff, v, p, fields=("u",))                  # what the reference kernel records
+    assert torch.equal(s_u, s) and torch.equal(only_u.u, traces.u) and only_u.i is None
 
 
 def test_alif_by_hand():

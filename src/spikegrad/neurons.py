@@ -51,7 +51,7 @@ def lif_reference(ff: torch.Tensor, v: torch.Tensor | None, p: LIFParams) -> tup
     ``v``: recurrent weights [neurons, neurons] or None.
     Returns spikes S[n] and voltages U[n] for n = 0..T−1, both [batch, time, neurons].
     """
-    spikes, traces = scan(ff, v, p)
+    spikes, traces = scan(ff, v, p, fields=("u",))
     return spikes, traces.u
 
 

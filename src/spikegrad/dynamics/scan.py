@@ -14,24 +14,28 @@ import torch
 from .base import NeuronModel, model_of
 
 
-def scan(ff: torch.Tensor, v: torch.Tensor | None, p, model: NeuronModel | None = None
-         ) -> tuple[torch.Tensor, NamedTuple]:
+def scan(ff: torch.Tensor, v: torch.Tensor | None, p, model: NeuronModel | None = None,
+         fields: tuple[str, ...] | None = None) -> tuple[torch.Tensor, NamedTuple]:
     """Run ``model`` (default: the one ``p`` belongs to) over all steps.
 
     ``ff``: input currents W·S_in [..., time, neurons]; ``v``: recurrent weights [N, N] or
     None.  Returns the spikes S[n] [..., time, N] and the state traces (the model's state
     record, each field [..., time, N]) at n = 0..T−1, recorded before each step.
+    ``fields``: record only these state fields (the others are None); default all.
     """
     model = model or model_of(p)
     state = model.initial_state(ff, p)
+    keep = [fields is None or name in fields for name in state._fields]
     spikes = []
-    traces = [[] for _ in state]
+    traces = [[] if k else None for k in keep]
     for ff_t in ff.unbind(-2):
         for trace, x in zip(traces, state):
-            trace.append(x)
+            if trace is not None:
+                trace.append(x)
         s, state = model.step(ff_t, state, v, p)
         spikes.append(s)
     if not spikes:
         empty = ff.new_zeros(*ff.shape)
-        return empty, model.state_type(*[empty for _ in traces])
-    return torch.stack(spikes, -2), model.state_type(*[torch.stack(t, -2) for t in traces])
+        return empty, model.state_type(*[empty if t is not None else None for t in traces])
+    return torch.stack(spikes, -2), model.state_type(*[torch.stack(t, -2) if t is not None else None
+                                                         for t in traces])

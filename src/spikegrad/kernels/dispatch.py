@@ -40,14 +40,12 @@ from .options import DEFAULT_OPTIONS, KernelOptions
 
 class LayerResult(NamedTuple):
     """What a kernel returns for one layer: spikes and voltages [..., T, N], the spikes'
-    events (or None), the kernel's name, and the model's full state traces where the kernel
-    records them (the reference scan does; None otherwise)."""
+    events (or None), and the kernel's name."""
 
     spikes: torch.Tensor
     voltages: torch.Tensor
     events: EventBatch | None
     kernel: str
-    traces: NamedTuple | None = None
 
 
 @dataclass(frozen=True)
@@ -118,8 +116,9 @@ def _reference_supports(ff, v, p) -> str | None:
 
 
 def _reference_run(ff, v, p, options) -> LayerResult:
-    spikes, traces = scan(ff, v, p)
-    return LayerResult(spikes, traces[0], None, "reference", traces)
+    model = model_of(p)
+    spikes, traces = scan(ff, v, p, model, fields=model.fields[:1])   # the voltage only
+    return LayerResult(spikes, traces[0], None, "reference")
 
 
 def _fused_run(ff, v, p, options) -> LayerResult:

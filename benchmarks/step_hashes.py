@@ -38,8 +38,8 @@ def record(out: Path, epochs: int) -> None:
     log: list[dict] = []
     loss_and_record, adam_step = training.loss_and_record, torch.optim.Adam.step
 
-    def wrapped_loss(model, x, y, cfg):
-        loss, logits, rec = loss_and_record(model, x, y, cfg)
+    def wrapped_loss(model, x, y, cfg, *rest):
+        loss, logits, rec = loss_and_record(model, x, y, cfg, *rest)
         if model.training:
             parts = [x.ptr, x.idx, x.val] if hasattr(x, "ptr") else [x]
             log.append({"x": _hash(parts), "w": _hash(model.parameters()), "logits": _hash([logits]),

@@ -40,8 +40,8 @@ def test_a_diverged_run_writes_valid_json_with_null(tmp_path, monkeypatch):
     import spikegrad.training as training
     real, calls = training.loss_and_record, []
 
-    def nan_later(model, x, y, cfg):
-        loss, logits, rec = real(model, x, y, cfg)
+    def nan_later(model, x, y, cfg, *rest):
+        loss, logits, rec = real(model, x, y, cfg, *rest)
         calls.append(1)
         return (loss * float("nan") if len(calls) > 3 else loss), logits, rec
 

@@ -205,8 +205,8 @@ def test_sigkilled_worker_then_resume_finishes_without_redoing_trials(tmp_path):
 def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     real = training.loss_and_record
 
-    def nan_for_beta_1(model, x, y, cfg):
-        loss, logits, rec = real(model, x, y, cfg)
+    def nan_for_beta_1(model, x, y, cfg, *rest):
+        loss, logits, rec = real(model, x, y, cfg, *rest)
         if cfg.model.beta == 1.0 and cfg.train.seed == 1 and model.training:
             loss = loss * float("nan")
         return loss, logits, rec

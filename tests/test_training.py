@@ -121,9 +121,9 @@ def test_non_finite_loss_stops_and_is_reported(monkeypatch):
     real = training.loss_and_record
     calls = {"n": 0}
 
-    def flaky(model, x, y, cfg):
+    def flaky(model, x, y, cfg, *rest):
         calls["n"] += 1
-        loss, logits, rec = real(model, x, y, cfg)
+        loss, logits, rec = real(model, x, y, cfg, *rest)
         if model.training and calls["n"] > 6:  # after two epochs of 3 batches (+ evals)
             loss = loss * float("nan")
         return loss, logits, rec

@@ -243,25 +243,27 @@ def sweep_worker(
 def sweep_table(
     sweep_dir: Path = typer.Argument(..., help="A sweep folder written by `spikegrad sweep`."),
     group: Optional[str] = typer.Option(None, help="Grid keys to group by, comma-separated (e.g. model.surrogate)."),
-    top_k: int = typer.Option(5, help="Configurations per group averaged for the test accuracy."),
+    top_k: int = typer.Option(5, help="Configurations per group averaged for the test metric (accuracy by default)."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL (default sqlite:///SWEEP_DIR/study.db)."),
     study: Optional[str] = typer.Option(None, help="Sweep name, where the storage holds several."),
 ) -> None:
-    """Rank configurations by mean validation accuracy; mean ± sd test accuracy of the top k per group."""
+    """Rank configurations by the mean validation metric of their loss (accuracy by default);
+    mean ± sd of its test value over the top k per group."""
     from .sweeps import sweep_table as build
 
     keys = [k.strip() for k in (group or "").split(",") if k.strip()]
     result = build(sweep_dir, keys, top_k, storage, study)
     console = Console()
     params = list(result["spec"].grid)
-    ranked = Table(title=f"sweep {result['spec'].name}: configurations by mean validation accuracy")
+    metric = result["ranked"][0]["metric"] if result["ranked"] else "accuracy"
+    ranked = Table(title=f"sweep {result['spec'].name}: configurations by mean validation {metric}")
     for col in ("rank", *params, "seeds", "val", "test", "diverged"):
         ranked.add_column(col, justify="right")
     for c in result["ranked"]:
         ranked.add_row(str(c["rank"]), *(json.dumps(c["params"][p]) for p in params), str(c["n_seeds"]),
                        _pm(c["val_mean"], c["val_sd"]), _pm(c["test_mean"], c["test_sd"]), str(c["diverged"]))
     console.print(ranked)
-    top = Table(title=f"top {top_k} per group: test accuracy (mean ± sd over configurations)")
+    top = Table(title=f"top {top_k} per group: test {metric} (mean ± sd over configurations)")
     for col in (*keys, "k", "test", "val", "best configuration"):
         top.add_column(col, justify="right")
     for s in result["summary"]:

@@ -29,6 +29,10 @@ from .init import INITS
 from .dynamics import NEURON_MODELS, ALIFParams, LIFParams
 from .neurons import INPUT_PATHS, available_backends
 from .readouts import get_readout
+from .losses import LOSSES, make_loss
+from .models import MODELS
+from .network import OUTPUTS
+from .optim import check_train_config
 from .rules import RULES
 from .regularizers import ActivityRegularizer
 
@@ -98,8 +102,12 @@ class DataConfig:
     clicks: ClicksSpec = field(default_factory=ClicksSpec)
 
 
+READOUT_GAINS = ("same", "on", "off")
+
+
 @dataclass
 class ModelConfig:
+    arch: str = "snn"                  # model builder (spikegrad.models.MODELS)
     hidden: list[int] = field(default_factory=lambda: [128])  # [] or [0]: no hidden layer
     neuron: str = "lif"                # neuron model: "lif" (eq. 4.1) or "alif" (adaptive threshold)
     recurrent: bool = False
@@ -116,7 +124,10 @@ class ModelConfig:
     tau_adapt_ms: float = 200.0        # alif: adaptation time constant τ_a
     beta_adapt: float = 1.8            # alif: threshold 1 + β_a b
     detach_adaptation: bool = False    # alif: no gradient through the adaptation b
-    readout: str = "max"
+    readout: str = "max"               # reduction over time: "max", "sum", "mean", "last"
+    output: str = "readout"            # "readout" (leaky readout → logits) or "spikes" (a spiking output layer)
+    readout_tau_syn_ms: float = 0.0    # the readout's synaptic τ; 0: model.tau_syn_ms
+    readout_input_gain: str = "same"   # the readout's (1 − β_out) input factor: "same" as model.input_gain, "on", "off"
     readout_init: float = -1e-3        # U_out[0]
     readout_steps: int = 0             # response window: the readout sees only the last N steps; 0: all
     backend: str = "auto"              # kernel: "auto" (first that supports the call: compiled, fused, reference), or one by name
@@ -135,6 +146,17 @@ class TrainConfig:
     device: str = "auto"               # "auto" (cuda if available), "cpu", "cuda", "cuda:1", …
     init_from: str = ""                # start from these weights: a run folder or a .safetensors file
     rule: str = "bptt"                 # learning rule (spikegrad.rules.RULES): "bptt"
+    loss: str = "cross_entropy"        # loss (spikegrad.losses.LOSSES): "cross_entropy", "van_rossum"
+    van_rossum_tau_ms: float = 10.0    # van_rossum: kernel time constant
+    optimizer: str = "adam"            # spikegrad.optim.OPTIMIZERS: "adam", "adamw", "sgd"
+    momentum: float = 0.9              # sgd
+    weight_decay: float = 0.0          # adam, sgd: L2 on the gradient; adamw: decoupled
+    schedule: str = "constant"         # learning rate per epoch: "constant", "cosine", "step"
+    lr_min: float = 0.0                # cosine: the last epoch's learning rate
+    step_epochs: int = 30              # step: epochs between reductions
+    step_gamma: float = 0.1            # step: factor per reduction
+    clip_grad_norm: float = 0.0        # > 0: clip the gradients' joint L2 norm to this before each step
+    lr_groups: list[str] = field(default_factory=list)  # ["PATTERN=LR", …]: own learning rates by parameter name
 
 
 @dataclass
@@ -222,6 +244,18 @@ class Config:
                                  f"choose one of: {', '.join(available_backends(m.neuron))}")
         self.neuron_params()
         get_readout(m.readout)
+        if m.arch not in MODELS:
+            raise MODELS.unknown(m.arch, "model.arch")
+        if m.output not in OUTPUTS:
+            raise SpikegradError(f"unknown model.output {m.output!r}; choose one of: {', '.join(OUTPUTS)}")
+        if m.output == "spikes" and m.readout_steps:
+            raise SpikegradError("model.output 'spikes' has no response window: model.readout_steps must be 0")
+        if not (math.isfinite(m.readout_tau_syn_ms) and m.readout_tau_syn_ms >= 0):
+            raise SpikegradError(f"model.readout_tau_syn_ms must be > 0 ms, or 0 for model.tau_syn_ms; "
+                                 f"got {m.readout_tau_syn_ms}")
+        if m.readout_input_gain not in READOUT_GAINS:
+            raise SpikegradError(f"model.readout_input_gain must be one of {', '.join(READOUT_GAINS)}; "
+                                 f"got {m.readout_input_gain!r}")
         self.regularizer_obj()
         if t.epochs < 1:
             raise SpikegradError(f"train.epochs must be ≥ 1, got {t.epochs}")
@@ -236,6 +270,12 @@ class Config:
             raise SpikegradError(f"train.threads must be ≥ 0, got {t.threads}")
         if t.rule not in RULES:
             raise RULES.unknown(t.rule, "train.rule")
+        if t.loss not in LOSSES:
+            raise LOSSES.unknown(t.loss, "train.loss")
+        if not (math.isfinite(t.van_rossum_tau_ms) and t.van_rossum_tau_ms > 0):
+            raise SpikegradError(f"train.van_rossum_tau_ms must be > 0, got {t.van_rossum_tau_ms}")
+        check_train_config(t)
+        make_loss(self)
         self.torch_device()
         return self
 

@@ -1,5 +1,5 @@
 """Spiking network: hidden layers of any registered neuron model (LIF by default; 0, 1, 2, …;
-optionally recurrent) and a leaky readout.
+optionally recurrent) and a leaky readout (or a spiking output layer).
 
 Input [batch, time, inputs] → logits [batch, classes].  With ``record=True`` the forward
 pass also returns the hidden spikes and voltages per layer and the readout trace.
@@ -32,6 +32,9 @@ from .readouts import get_readout
 # The reference time loop, or kernels/readout.py's fast path (the compiled recursion where
 # numba imports, else one Toeplitz matmul).
 READOUT_METHODS = ("loop", "fast")
+# What the network ends in: the leaky readout reduced to logits, or a spiking output layer
+# whose spike trains [batch, time, classes] the loss reads.
+OUTPUTS = ("readout", "spikes")
 
 
 def _uniform_fan_in(shape: tuple[int, int]) -> nn.Parameter:
@@ -89,12 +92,19 @@ class LIFLayer(nn.Module):
 
 
 class Readout(nn.Module):
-    """Leaky-integrator readout with synaptic current, reduced over time to logits.
-    ``options``: the kernel options its input projection runs with (the network's)."""
+    """Leaky-integrator readout with synaptic current, reduced over time to logits:
+
+        I_out[n+1] = β_syn,out I_out[n] + W_out S[n]
+        U_out[n+1] = β_out U_out[n] + g I_out[n],   g = 1 − β_out with the input gain, else 1
+
+    ``tau_syn`` (s) and ``input_gain`` are the readout's own; ``None`` takes the hidden
+    layers' (``params``), the paper's choice.  ``options``: the kernel options its input
+    projection runs with (the network's)."""
 
     def __init__(self, n_in: int, n_out: int, params: LIFParams, tau_out: float,
                  reduction: str = "max", initial_state: float = -1e-3, window: int = 0,
-                 method: str = "loop", options: KernelOptions = DEFAULT_OPTIONS):
+                 method: str = "loop", options: KernelOptions = DEFAULT_OPTIONS,
+                 tau_syn: float | None = None, input_gain: bool | None = None):
         super().__init__()
         self.options = options
         if method not in READOUT_METHODS:
@@ -109,9 +119,12 @@ class Readout(nn.Module):
         self.reduction_fn = get_readout(reduction)
         self.reduction = reduction
         self.window = int(window)
+        if tau_syn is not None and not (math.isfinite(tau_syn) and tau_syn > 0):
+            raise SpikegradError(f"readout tau_syn must be a positive number of seconds, got {tau_syn!r}")
         self.decay_out = decay(params.dt, tau_out)
-        self.decay_syn = params.decay_syn
-        self.gain = 1.0 - self.decay_out if params.input_gain else 1.0
+        self.decay_syn = params.decay_syn if tau_syn is None else decay(params.dt, tau_syn)
+        input_gain = params.input_gain if input_gain is None else input_gain
+        self.gain = 1.0 - self.decay_out if input_gain else 1.0
         self.initial_state = float(initial_state)
         self.weight = _uniform_fan_in((n_out, n_in))
 
@@ -166,6 +179,12 @@ class SNN(nn.Module):
         params: neuron dynamics and gradient switches.  tau_out: readout time constant (s).
         readout: ``max``/``sum``/``mean``/``last``.  readout_init: U_out[0].
         readout_steps: response window: the readout sees only the last this many steps (0: all).
+        output: ``"readout"`` (the leaky readout; forward returns logits) or ``"spikes"``
+        (a feed-forward spiking layer of ``n_classes`` neurons of the same model ends the
+        network; forward returns its spike trains [batch, time, classes], the recording's
+        ``readout`` holds its voltages; ``readout``, ``tau_out`` and the readout's options
+        do not apply — the loss reduces the trains).  readout_tau_syn (s), readout_input_gain:
+        the readout's own synaptic time constant and input gain (None: the hidden layers').
         params: the neuron model's parameter record (``LIFParams`` — eq. 4.1 —, ``ALIFParams``, …).
         backend: kernel of every hidden layer ("auto": per call the first candidate that
         supports it — compiled where numba imports, else fused; "reference" is the plain
@@ -180,9 +199,14 @@ class SNN(nn.Module):
                  params: LIFParams | None = None, recurrent: bool = False,
                  tau_out: float = 20e-3, readout: str = "max", readout_init: float = -1e-3,
                  backend: str = "auto", readout_steps: int = 0, input_path: str = "auto",
-                 kernel_options: KernelOptions = DEFAULT_OPTIONS):
+                 kernel_options: KernelOptions = DEFAULT_OPTIONS, output: str = "readout",
+                 readout_tau_syn: float | None = None, readout_input_gain: bool | None = None):
         super().__init__()
         params = params or LIFParams()
+        if output not in OUTPUTS:
+            raise SpikegradError(f"unknown output {output!r}; choose one of: {', '.join(OUTPUTS)}")
+        if output == "spikes" and readout_steps:
+            raise SpikegradError("a spiking output layer has no response window: readout_steps must be 0")
         sizes = [int(n_inputs), *[int(h) for h in hidden]]
         if any(s <= 0 for s in sizes) or n_classes <= 0:
             raise SpikegradError(
@@ -195,9 +219,15 @@ class SNN(nn.Module):
             for a, b in zip(sizes[:-1], sizes[1:]))
         # The reference backend keeps the plain time loop for the readout too; every fast
         # backend uses the fast readout (equal to the loop up to rounding).
+        self.output = output
+        if output == "spikes":
+            self.output_layer = LIFLayer(sizes[-1], n_classes, params, False, backend, input_path, kernel_options)
+            self.readout = None
+            return
         method = "loop" if resolve_backend(backend) == "reference" else "fast"
+        self.output_layer = None
         self.readout = Readout(sizes[-1], n_classes, params, tau_out, readout, readout_init, readout_steps,
-                               method, kernel_options)
+                               method, kernel_options, readout_tau_syn, readout_input_gain)
 
     def set_input_path(self, path: str) -> None:
         """Set ``input_path`` ("auto", "dense", "events") of every hidden layer."""
@@ -216,6 +246,10 @@ class SNN(nn.Module):
             x, events = out.spikes, out.events
             rec.spikes.append(x)
             rec.voltages.append(out.voltages)
+        if self.output_layer is not None:
+            out = self.output_layer.run(x, events)
+            rec.readout = out.voltages
+            return (out.spikes, rec) if record else out.spikes
         if not record:
             return self.readout(x, events)
         rec.readout = self.readout.trace(x, events)
@@ -224,6 +258,8 @@ class SNN(nn.Module):
     def kernels(self) -> list[dict[str, str]]:
         """What the last forward pass ran, per hidden layer: kernel and input path, and the
         readout's method (``{"readout": "fast"}`` or ``"loop"``) last."""
+        if self.output_layer is not None:
+            return [dict(layer.ran) for layer in self.layers] + [{"output": "spikes", **self.output_layer.ran}]
         return [dict(layer.ran) for layer in self.layers] + [{"readout": self.readout.method}]
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, Recording]:

@@ -89,6 +89,9 @@ def results_table(sweep_dirs: str | Path | Sequence[str | Path], storage: str | 
             row["n_hidden"] = len(cfg.hidden_sizes)
             row["seed"] = r["seed"]
             row.update({m: r.get(m) for m in METRICS})
+            if isinstance(r.get("selection"), Mapping):   # the loss's own metric, where it names one
+                row["selection"] = r["selection"]
+                row[r["selection"]["metric"]] = r.get(r["selection"]["metric"])
             row["run_dir"] = str(Path(sweep_dir) / "trials" / str(r["trial"]))
             rows.append(row)
     if not rows:
@@ -458,8 +461,13 @@ def _run_folder(row: Mapping[str, Any], figure: str, need: Sequence[str] = ("con
 
 
 def _best_row(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    """Highest validation accuracy, non-diverged trials first; ties: the first row."""
-    return max(rows, key=lambda r: (not bool(r.get("diverged")), float(r.get("val_accuracy") or 0.0),
+    """The best by the selection metric (validation accuracy by default), non-diverged
+    trials first; ties: the first row."""
+    from .sweeps import row_selection
+
+    select = row_selection(rows[0]) if rows else row_selection({})
+    sign = 1.0 if select.higher_is_better else -1.0
+    return max(rows, key=lambda r: (not bool(r.get("diverged")), sign * float(r.get(select.metric) or 0.0),
                                     -rows.index(r)))
 
 

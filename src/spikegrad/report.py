@@ -126,13 +126,14 @@ def build_report(sweep_dir: str | Path, group: Sequence[str] = (), top_k: int = 
         params = list(spec.grid)
         top_cols = [*group, "k / configs", "test (mean ± sd)", "val (mean ± sd)", "best configuration",
                     "best val", "best test", "diverged"]
-        parts.append(f"<h3>Top {top_k} per group: test accuracy (mean ± sd over the configurations)</h3>")
+        metric = ranked[0]["metric"] if ranked else "accuracy"
+        parts.append(f"<h3>Top {top_k} per group: test {metric} (mean ± sd over the configurations)</h3>")
         parts.append(html_table(top_cols, [[*(json.dumps(s["group"][g]) for g in group), f"{s['k']}/{s['configs']}",
                                             _pm(s["test_mean"], s["test_sd"]), _pm(s["val_mean"], s["val_sd"]),
                                             " ".join(f"{k}={json.dumps(v)}" for k, v in s["best_params"].items()),
                                             s["best_val"], s["best_test"], s["diverged"]]
                                            for s in summary_rows], left=("best configuration",)))
-        parts.append("<h3>Configurations by mean validation accuracy (seeds pooled)</h3>")
+        parts.append(f"<h3>Configurations by mean validation {metric} (seeds pooled)</h3>")
         parts.append(html_table(["rank", *params, "seeds", "val", "test", "diverged"],
                                 [[c["rank"], *(json.dumps(c["params"][p]) for p in params), c["n_seeds"],
                                   _pm(c["val_mean"], c["val_sd"]), _pm(c["test_mean"], c["test_sd"]), c["diverged"]]

@@ -14,7 +14,8 @@ A sweep file is the train TOML schema plus a ``[sweep]`` table::
 Every point is enqueued once as a WAITING Optuna trial carrying its overrides as user
 attributes (``point``, ``params``, ``seed``); workers claim WAITING trials one at a time
 (:func:`claim_next`), train into ``SWEEP_DIR/trials/<number>/`` and record the final
-metrics as user attributes (value = ``val_accuracy``).  Workers beat a heartbeat while
+metrics as user attributes (value: the loss's selection metric, ``val_accuracy`` for the
+default cross-entropy; the study maximises or minimises it as the loss says).  Workers beat a heartbeat while
 they train; a trial whose worker died is failed once its heartbeat is older than the
 grace period (2 × ``heartbeat``) and its point enqueued again, and the new trial takes
 over the dead trial's run folder and resumes it from its checkpoint.  A diverged trial
@@ -50,7 +51,9 @@ DB_NAME = "study.db"
 SWEEP_KEYS = ("name", "grid", "seeds", "quick")
 METRIC_ATTRS = ("val_accuracy", "test_accuracy", "train_accuracy", "last_epoch_test_accuracy", "test_loss",
                 "hidden_spikes_per_sample", "hidden_spikes_per_layer", "best_epoch", "epochs", "diverged",
-                "wall_seconds")
+                "wall_seconds", "selection")
+# Metrics a loss names (val_<metric>, test_<metric>, …) are recorded too.
+METRIC_PREFIXES = ("val_", "test_", "train_", "last_epoch_test_")
 
 Say = Callable[[str], None]
 
@@ -170,6 +173,7 @@ def parse_sweep(raw: Mapping[str, Any], source: str = "sweep", quick: bool = Fal
     spec.points = expand(spec)
     for point in spec.points:  # wrong types or impossible values fail before any work
         point_config(spec, point)
+    spec_selection(spec)
     return spec
 
 
@@ -342,7 +346,8 @@ def create_or_join(spec: SweepSpec, sweep_dir: str | Path, storage: str | None =
     sweep_dir.mkdir(parents=True, exist_ok=True)
     store = open_storage(url, heartbeat)
     with _lock(sweep_dir):
-        study = optuna.create_study(study_name=spec.name, storage=store, direction="maximize", load_if_exists=True)
+        direction = spec_selection(spec).direction
+        study = optuna.create_study(study_name=spec.name, storage=store, direction=direction, load_if_exists=True)
         stored = study.user_attrs.get(SPEC_ATTR)
         if stored is None:
             study.set_user_attr(SPEC_ATTR, spec.to_json())
@@ -445,17 +450,19 @@ def run_trial(study, trial, spec: SweepSpec, sweep_dir: Path, heartbeat: int, sa
         if say:
             say(f"trial {trial.number} [{_point_text(trial)}] failed: {message}")
         return "failed"
-    for key in METRIC_ATTRS:
-        if key in metrics:
+    for key in metrics:
+        if _is_metric(key):
             storage.set_trial_user_attr(tid, key, metrics[key])
-    value = metrics["val_accuracy"]
+    select = row_selection(metrics)
+    value = metrics.get(select.metric)
     if not (isinstance(value, (int, float)) and math.isfinite(value)):
-        value = 0.0
+        value = select.worst
     storage.set_trial_state_values(tid, state=S.COMPLETE, values=[float(value)])
     status = "diverged" if metrics.get("diverged") else "complete"
     if say:
-        say(f"trial {trial.number} [{_point_text(trial)}]: val {metrics['val_accuracy']:.4f} "
-            f"test {metrics['test_accuracy']:.4f}" + (" (diverged)" if status == "diverged" else ""))
+        test = "test_" + select.metric.removeprefix("val_")
+        say(f"trial {trial.number} [{_point_text(trial)}]: val {metrics[select.metric]:.4f} "
+            f"test {metrics[test]:.4f}" + (" (diverged)" if status == "diverged" else ""))
     return status
 
 
@@ -535,9 +542,9 @@ def trial_rows(study) -> list[dict[str, Any]]:
         seen.add(key)
         row = {"trial": t.number, "point": key, "params": json.loads(t.user_attrs["params"]),
                "seed": t.user_attrs["seed"], "diverged": bool(t.user_attrs.get("diverged", False))}
-        for metric in METRIC_ATTRS:
-            if metric in t.user_attrs and metric != "diverged":
-                row[metric] = t.user_attrs[metric]
+        for metric, value in t.user_attrs.items():
+            if _is_metric(metric) and metric != "diverged":
+                row[metric] = value
         rows.append(row)
     return rows
 
@@ -549,16 +556,54 @@ def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
     return mean, (statistics.stdev(values) if len(values) > 1 else math.nan)
 
 
+def _is_metric(key: str) -> bool:
+    return key in METRIC_ATTRS or key.startswith(METRIC_PREFIXES)
+
+
+def row_selection(row: Mapping[str, Any]):
+    """The selection a trial's metrics name (``selection``: metric and direction); rows
+    written before losses named theirs: validation accuracy, higher is better."""
+    from .losses import Selection
+
+    sel = row.get("selection")
+    if isinstance(sel, Mapping) and isinstance(sel.get("metric"), str):
+        return Selection(sel["metric"], bool(sel.get("higher_is_better", True)))
+    return Selection("val_accuracy", True)
+
+
+def spec_selection(spec: "SweepSpec"):
+    """The selection of the loss the sweep's points train with (the first point's; the loss
+    and its direction must be the same for all, or the ranking would mean nothing)."""
+    from .losses import Selection, make_loss
+
+    found = set()
+    for point in spec.points:
+        sel = make_loss(point_config(spec, point)).selection
+        found.add((sel.metric, sel.higher_is_better))
+    if len(found) > 1:
+        raise SpikegradError(f"sweep {spec.name!r}: its points select by different metrics {sorted(found)}; "
+                             f"one sweep ranks by one metric (do not put train.loss in the grid)")
+    metric, higher = found.pop()
+    return Selection(f"val_{metric}", higher)
+
+
 def rank_configs(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Grid points (seeds pooled), best mean validation accuracy first (ties: file order)."""
+    """Grid points (seeds pooled), best mean of the selection metric first (validation
+    accuracy by default; ties: file order).  ``val_*`` and ``test_*`` of each entry are that
+    metric on the validation and test splits; ``metric`` names it."""
+    rows = list(rows)
+    select = row_selection(rows[0]) if rows else row_selection({})
+    val_key = select.metric
+    test_key = "test_" + val_key.removeprefix("val_")
+    sign = -1.0 if select.higher_is_better else 1.0
     configs: dict[str, dict[str, Any]] = {}
     for row in rows:
         key = point_key(row["params"])
         c = configs.setdefault(key, {"params": dict(row["params"]), "seeds": [], "val": [], "test": [],
                                      "diverged": 0})
         c["seeds"].append(row["seed"])
-        c["val"].append(row["val_accuracy"])
-        c["test"].append(row["test_accuracy"])
+        c["val"].append(row[val_key])
+        c["test"].append(row[test_key])
         c["diverged"] += bool(row.get("diverged", False))
     out = []
     for c in configs.values():
@@ -566,8 +611,9 @@ def rank_configs(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         test_mean, test_sd = _mean_sd(c["test"])
         out.append({"params": c["params"], "n_seeds": len(c["seeds"]), "seeds": sorted(c["seeds"]),
                     "val_mean": val_mean, "val_sd": val_sd, "test_mean": test_mean, "test_sd": test_sd,
-                    "diverged": c["diverged"]})
-    order = sorted(range(len(out)), key=lambda i: (-out[i]["val_mean"], i))
+                    "diverged": c["diverged"], "metric": val_key.removeprefix("val_"),
+                    "higher_is_better": select.higher_is_better})
+    order = sorted(range(len(out)), key=lambda i: (sign * out[i]["val_mean"], i))
     ranked = [out[i] for i in order]
     for rank, c in enumerate(ranked, 1):
         c["rank"] = rank
@@ -607,7 +653,8 @@ def top_k_table(rows: Iterable[Mapping[str, Any]], group: Sequence[str] = (), to
                              "test_mean": test_mean, "test_sd": test_sd, "val_mean": val_mean, "val_sd": val_sd,
                              "best_params": top[0]["params"], "best_val": top[0]["val_mean"],
                              "best_test": top[0]["test_mean"], "diverged": sum(c["diverged"] for c in top)})
-    summary_rows.sort(key=lambda s: -s["test_mean"] if math.isfinite(s["test_mean"]) else math.inf)
+    sign = -1.0 if not ranked or ranked[0]["higher_is_better"] else 1.0
+    summary_rows.sort(key=lambda s: sign * s["test_mean"] if math.isfinite(s["test_mean"]) else math.inf)
     return ranked, summary_rows
 
 

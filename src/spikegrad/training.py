@@ -1,11 +1,19 @@
-"""Training with BPTT and Adam, validation every epoch, best-validation model selection.
+"""The training loop: epochs of a learning rule's steps, validation every epoch, the best
+epoch by the loss's selection metric, checkpoint/resume.
+
+What is learned and how is chosen elsewhere, by name in the config or as objects: the
+model (``model.arch``, :mod:`spikegrad.models`), the loss and its metrics (``train.loss``,
+:mod:`spikegrad.losses`), the learning rule (``train.rule``, :mod:`spikegrad.rules`), the
+optimiser, schedule and clipping (:mod:`spikegrad.optim`).  The defaults are the paper's:
+eq. 4.1 network, cross-entropy with accuracy, BPTT, Adam at a constant learning rate.
 
 A run folder holds ``config.toml`` (resolved), ``metrics.jsonl`` (one line per epoch),
 ``metrics.json`` (final), ``model.safetensors`` (best-validation weights),
 ``last.safetensors`` (last epoch) and ``checkpoint.pt`` (rewritten atomically at the end of
-every epoch: weights, Adam state, shuffling and torch RNG states, history, best-validation
-state).  Same config and thread count on CPU → identical metrics (wall time aside), also
-when a killed run is continued with :func:`resume` (or ``train(..., resume=True)``).
+every epoch: weights, optimiser, schedule and rule state, shuffling and torch RNG states,
+history, best-validation state).  Same config and thread count on CPU → identical metrics
+(wall time aside), also when a killed run is continued with :func:`resume` (or
+``train(..., resume=True)``).
 """
 
 from __future__ import annotations
@@ -20,7 +28,6 @@ from typing import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from .allocator import tune_allocator
@@ -29,61 +36,20 @@ from .data import DataSplits, DenseData, EventData, load_dataset
 from .errors import SpikegradError
 from .events import EventBatch
 from .init import fluctuation_init_
+from .losses import Loss, make_loss
+from .models import build_model, check_model_size, estimated_bytes  # noqa: F401  (re-exported)
 from .network import SNN
+from .optim import STATE_TENSORS, make_optimizer, make_schedule
 from .rules import Rule, make_rule
 
 EVAL_BATCH = 1000
 
-
-def _memory_bytes(device: torch.device) -> int | None:
-    """Total memory of the device (physical RAM for the CPU), or None when unknown."""
-    try:
-        if device.type == "cuda":
-            return int(torch.cuda.get_device_properties(device).total_memory)
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError, RuntimeError):
-        return None
-
-
-def estimated_bytes(cfg: Config, n_inputs: int, n_classes: int) -> int:
-    """A lower estimate of what training ``cfg`` holds at once (float32): weights, their
-    gradients and Adam's two moments, plus one batch's traces of every hidden layer (input
-    currents, voltages, spikes and their gradients) and of the readout."""
-    sizes = [n_inputs, *cfg.hidden_sizes]
-    weights = sum(a * b + (b * b if cfg.model.recurrent else 0) for a, b in zip(sizes[:-1], sizes[1:]))
-    weights += sizes[-1] * n_classes
-    rows = max(cfg.train.batch_size, EVAL_BATCH) * cfg.data.n_steps
-    traces = rows * (6 * sum(cfg.hidden_sizes) + 4 * n_classes)
-    return 4 * (4 * weights + traces)
-
-
-def check_model_size(cfg: Config, n_inputs: int, n_classes: int) -> None:
-    """A model that cannot fit is one clear error before anything is allocated or written."""
-    need = estimated_bytes(cfg, n_inputs, n_classes)
-    have = _memory_bytes(cfg.torch_device())
-    if have is not None and need > have:
-        raise SpikegradError(
-            f"the model needs at least {need / 2**30:.1f} GiB (model.hidden={cfg.model.hidden}, {n_inputs} inputs, "
-            f"train.batch_size={cfg.train.batch_size}, data.n_steps={cfg.data.n_steps}), more than the "
-            f"{have / 2**30:.1f} GiB of {cfg.torch_device().type} memory; make them smaller")
-
-
-def build_model(cfg: Config, n_inputs: int, n_classes: int) -> SNN:
-    """The network a config describes (weights drawn from torch's current RNG state); a model
-    too large for the device's memory is refused first (:func:`check_model_size`)."""
-    check_model_size(cfg, n_inputs, n_classes)
-    m = cfg.model
-    return SNN(n_inputs, cfg.hidden_sizes, n_classes, cfg.neuron_params(), recurrent=m.recurrent,
-               tau_out=m.tau_out_ms * 1e-3, readout=m.readout, readout_init=m.readout_init,
-               backend=m.backend, readout_steps=m.readout_steps, input_path=m.input_path)
-
-
 INIT_BATCH = 1000
 
 
-def init_model(cfg: Config, splits: DataSplits, fresh: bool = True) -> SNN:
+def init_model(cfg: Config, splits: DataSplits, fresh: bool = True) -> torch.nn.Module:
     """The network a run starts from, in the one order training, evaluation and the figures
-    share: seed torch's RNG with ``train.seed``, build (weights drawn from it), move to the
+    share: seed torch's RNG with ``train.seed``, build (``model.arch``; weights drawn from it), move to the
     device, then — ``fresh`` — ``train.init_from``'s weights or the fluctuation-driven init.
     ``fresh=False`` stops after the build (a checkpoint's or a run's weights follow).
     Leaves torch's global RNG where the build left it (training continues from there)."""
@@ -93,6 +59,9 @@ def init_model(cfg: Config, splits: DataSplits, fresh: bool = True) -> SNN:
     if fresh and cfg.train.init_from:
         load_weights(model, cfg.train.init_from, device)
     elif fresh and cfg.model.init == "fluctuation":
+        if not isinstance(model, SNN):
+            raise SpikegradError(f"model.init 'fluctuation' initialises eq. 4.1 layers; model.arch "
+                                 f"{cfg.model.arch!r} builds a {type(model).__name__}")
         initialize_from_data(model, splits.train, cfg)
     return model
 
@@ -129,33 +98,40 @@ def iterate_batches(data: EventData | DenseData, cfg: Config, batch_size: int,
         yield x.to(device), torch.from_numpy(data.labels[idx]).to(device)
 
 
-def loss_and_record(model: SNN, x: torch.Tensor, y: torch.Tensor, cfg: Config):
-    """Cross-entropy (+ activity regulariser) for one batch; returns (loss, logits, recording)."""
-    logits, rec = model.run(x)
-    loss = F.cross_entropy(logits, y)
+def loss_and_record(model, x, y: torch.Tensor, cfg: Config, loss: Loss | None = None):
+    """The objective of one batch: the loss (``loss``, else the one ``train.loss`` names) of
+    the model's output plus the activity regulariser on the hidden spikes; returns
+    (objective, output, recording)."""
+    output, rec = model.run(x)
+    value = (loss if loss is not None else make_loss(cfg))(output, y)
     reg = cfg.regularizer_obj()
-    if reg.active and rec.spikes:
-        loss = loss + reg(rec.spikes)
-    return loss, logits, rec
+    spikes = getattr(rec, "spikes", None)
+    if reg.active and spikes:
+        value = value + reg(spikes)
+    return value, output, rec
 
 
 @torch.no_grad()
-def evaluate(model: SNN, data: EventData | DenseData, cfg: Config) -> dict:
-    """Loss, accuracy and hidden spikes per sample (total and per layer) on one split."""
+def evaluate(model, data: EventData | DenseData, cfg: Config, loss: Loss | None = None) -> dict:
+    """The objective (key ``loss``), the loss's metrics (e.g. ``accuracy``; means per
+    sample) and hidden spikes per sample (total and per layer) on one split."""
+    loss = loss if loss is not None else make_loss(cfg)
     n = len(data)
     if n == 0:
-        return {"loss": float("nan"), "accuracy": float("nan"), "hidden_spikes_per_sample": 0.0,
+        return {"loss": float("nan"), **{m: float("nan") for m in loss.metrics}, "hidden_spikes_per_sample": 0.0,
                 "hidden_spikes_per_layer": []}
-    loss_sum, correct = 0.0, 0
-    layer_spikes = [0.0] * len(model.layers)
+    loss_sum, sums, layer_spikes = 0.0, dict.fromkeys(loss.metrics, 0), None
     for x, y in iterate_batches(data, cfg, EVAL_BATCH):
-        loss, logits, rec = loss_and_record(model, x, y, cfg)
-        loss_sum += float(loss.detach()) * len(y)
-        correct += int((logits.argmax(1) == y).sum())
-        for k, s in enumerate(rec.spikes):
+        value, output, rec = loss_and_record(model, x, y, cfg, loss)
+        loss_sum += float(value.detach()) * len(y)
+        for name, v in loss.batch_metrics(output, y).items():
+            sums[name] += v
+        spikes = getattr(rec, "spikes", None) or []
+        layer_spikes = layer_spikes or [0.0] * len(spikes)
+        for k, s in enumerate(spikes):
             layer_spikes[k] += float(s.sum(dtype=torch.float64))
     per_layer = [c / n for c in layer_spikes]
-    return {"loss": loss_sum / n, "accuracy": correct / n,
+    return {"loss": loss_sum / n, **{m: sums[m] / n for m in loss.metrics},
             "hidden_spikes_per_sample": float(sum(per_layer)), "hidden_spikes_per_layer": per_layer}
 
 
@@ -231,11 +207,11 @@ def _load_checkpoint(path: Path) -> dict:
 
 
 _CHECKPOINT_KEYS = ("meta", "model", "optimizer", "torch_rng", "best_state")
-_META_KEYS = {"history": list, "best_val": (int, float), "best_epoch": int, "numpy_rng": dict,
+_META_KEYS = {"history": list, "best_val": (int, float, type(None)), "best_epoch": int, "numpy_rng": dict,
               "seconds": (int, float)}
 
 
-def _state_mismatch(state, model: SNN) -> str | None:
+def _state_mismatch(state, model) -> str | None:
     """None if ``state`` has exactly the model's tensors with the model's shapes, else what differs."""
     if not isinstance(state, dict):
         return f"a {type(state).__name__}, not a dict of tensors"
@@ -251,14 +227,14 @@ def _state_mismatch(state, model: SNN) -> str | None:
     return None
 
 
-def _check_state(path: Path, what: str, state, model: SNN) -> None:
+def _check_state(path: Path, what: str, state, model) -> None:
     problem = _state_mismatch(state, model)
     if problem is not None:
         raise SpikegradError(f"cannot resume from {path}: its {what}: {problem} (the model of config.toml; "
                              f"was config.toml edited?)")
 
 
-def _check_checkpoint(path: Path, ckpt, model: SNN) -> dict:
+def _check_checkpoint(path: Path, ckpt, model, cfg: Config) -> dict:
     """Everything a resume reads, checked before anything is changed; returns the metadata."""
     where = f"cannot resume from {path}"
     if not isinstance(ckpt, dict):
@@ -301,7 +277,7 @@ def _check_checkpoint(path: Path, ckpt, model: SNN) -> dict:
     if sorted(indices) != list(range(len(params))):
         raise SpikegradError(f"{where}: its optimizer state is for {len(indices)} parameters, the model has {len(params)}")
     for i, entry in (state.items() if isinstance(state, dict) else ()):
-        for name in ("exp_avg", "exp_avg_sq"):
+        for name in STATE_TENSORS.get(cfg.train.optimizer, ()):
             got = entry.get(name) if isinstance(entry, dict) else None
             if not isinstance(got, torch.Tensor) or got.shape != params[i].shape:
                 shape = list(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
@@ -333,13 +309,15 @@ def _progress(enabled: bool, total: int):
 
 
 def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False,
-          splits: DataSplits | None = None, resume: bool = False, rule: Rule | None = None) -> dict:
+          splits: DataSplits | None = None, resume: bool = False, rule: Rule | None = None,
+          loss: Loss | None = None) -> dict:
     """Train the network ``cfg`` describes; return the final metrics (also written to out_dir).
 
     ``resume=True`` continues an unfinished run folder ``out_dir`` from its last checkpoint
     (its config.toml must equal ``cfg``); an empty or missing folder starts afresh, a
     finished one is refused.  The result equals that of an uninterrupted run.  ``rule``: a
-    learning-rule object (:mod:`spikegrad.rules`) in place of the one ``train.rule`` names.
+    learning-rule object (:mod:`spikegrad.rules`) in place of the one ``train.rule`` names;
+    ``loss``: a loss object (:mod:`spikegrad.losses`) in place of ``train.loss``'s.
     """
     cfg.validate()
     cfg = _with_absolute_data_dir(cfg)
@@ -356,7 +334,7 @@ def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False
             out = prepare_run_dir(out)
     else:
         out = prepare_run_dir(out_dir) if out_dir is not None else None
-    return _train(cfg, out, progress, splits, resume, rule)
+    return _train(cfg, out, progress, splits, resume, rule, loss)
 
 
 def _with_absolute_data_dir(cfg: Config) -> Config:
@@ -367,13 +345,15 @@ def _with_absolute_data_dir(cfg: Config) -> Config:
     return cfg.with_overrides({"data.dir": str(Path(cfg.data.dir).expanduser().resolve())})
 
 
-def resume(run_dir: str | Path, progress: bool = False, splits: DataSplits | None = None) -> dict:
-    """Continue a killed run from its last checkpoint, with the run folder's config.toml."""
+def resume(run_dir: str | Path, progress: bool = False, splits: DataSplits | None = None,
+           rule: Rule | None = None, loss: Loss | None = None) -> dict:
+    """Continue a killed run from its last checkpoint, with the run folder's config.toml
+    (and the rule and loss objects it was trained with, when those were objects)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.toml").is_file():
         raise SpikegradError(f"cannot resume {run_dir}: not a run folder (no config.toml)")
     _check_resumable(run_dir)
-    return _train(load_config(run_dir / "config.toml"), run_dir, progress, splits, True)
+    return _train(load_config(run_dir / "config.toml"), run_dir, progress, splits, True, rule, loss)
 
 
 def _check_resumable(run_dir: Path) -> None:
@@ -404,7 +384,7 @@ def check_event_window(splits: DataSplits, cfg: Config) -> None:
 
 
 def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | None,
-           resume: bool, rule: Rule | None = None) -> dict:
+           resume: bool, rule: Rule | None = None, loss: Loss | None = None) -> dict:
     t0 = time.perf_counter()
     tune_allocator()
     if cfg.train.threads:
@@ -418,23 +398,18 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
     ckpt_path = out / CHECKPOINT if out is not None else None
     ckpt = _load_checkpoint(ckpt_path) if resume and ckpt_path.is_file() else None
     model = init_model(cfg, splits, fresh=ckpt is None)
-    rule = rule if rule is not None else make_rule(cfg, lambda m, x, y: loss_and_record(m, x, y, cfg))
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    loss = loss if loss is not None else make_loss(cfg)
+    rule = rule if rule is not None else make_rule(cfg, lambda m, x, y: loss_and_record(m, x, y, cfg, loss))
+    opt = make_optimizer(cfg, model)
+    schedule = make_schedule(cfg, opt)
+    select, metrics_of = loss.selection, loss.metrics
     rng = np.random.default_rng(cfg.train.seed)
 
-    best_val, best_epoch, best_state, history, diverged = -1.0, 0, None, [], False
+    best_val, best_epoch, best_state, history, diverged = None, 0, None, [], False
     if ckpt is not None:
-        meta = _check_checkpoint(ckpt_path, ckpt, model)
-        model.load_state_dict({k: v.to(device) for k, v in ckpt["model"].items()})
-        try:
-            opt.load_state_dict(ckpt["optimizer"])
-        except (ValueError, KeyError, TypeError, RuntimeError) as err:
-            raise SpikegradError(f"cannot resume from {ckpt_path}: its optimizer state does not fit "
-                                 f"({_first_line(err)})") from None
+        meta = _check_checkpoint(ckpt_path, ckpt, model, cfg)
+        _restore(ckpt_path, ckpt, model, opt, schedule, rule, device)
         rng.bit_generator.state = meta["numpy_rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        if device.type == "cuda" and ckpt.get("cuda_rng"):
-            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
         history, best_val, best_epoch = meta["history"], meta["best_val"], meta["best_epoch"]
         best_state = {k: v.to(device) for k, v in ckpt["best_state"].items()} if ckpt["best_state"] else None
         t0 -= meta["seconds"]
@@ -452,61 +427,70 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
                             status="") if bar else None
         for epoch in range(start_epoch, cfg.train.epochs + 1):
             model.train()
-            loss_sum, correct, seen = 0.0, 0, 0
+            loss_sum, sums, seen = 0.0, dict.fromkeys(metrics_of, 0), 0
             for x, y in iterate_batches(splits.train, cfg, cfg.train.batch_size, rng):
                 result = rule.step(model, (x, y), opt)
                 if result.diverged:
                     diverged = True
                     break
                 loss_sum += result.loss * len(y)
-                correct += int((result.logits.argmax(1) == y).sum())
+                for name, v in loss.batch_metrics(result.output, y).items():
+                    sums[name] += v
                 seen += len(y)
                 if bar:
                     bar.update(task, advance=1, description=f"epoch {epoch}/{cfg.train.epochs}",
-                               status=f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f}")
+                               status=_status(loss_sum / seen, {m: sums[m] / seen for m in metrics_of}))
             if diverged:
                 break
+            lr = opt.param_groups[0]["lr"]
+            if schedule is not None:
+                schedule.step()
             model.eval()
-            val = evaluate(model, splits.val, cfg)
-            row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
-                   "val_loss": val["loss"], "val_accuracy": val["accuracy"],
-                   "val_hidden_spikes_per_sample": val["hidden_spikes_per_sample"],
-                   "seconds": time.perf_counter() - t0}
+            val = evaluate(model, splits.val, cfg, loss)
+            row = {"epoch": epoch, "train_loss": loss_sum / seen, **{f"train_{m}": sums[m] / seen for m in metrics_of},
+                   "val_loss": val["loss"], **{f"val_{m}": val[m] for m in metrics_of},
+                   "val_hidden_spikes_per_sample": val["hidden_spikes_per_sample"]}
+            if schedule is not None:
+                row["lr"] = lr
+            row["seconds"] = time.perf_counter() - t0
             history.append(row)
             if out is not None:
                 log.write(_json(row) + "\n")
                 log.flush()
-            if val["accuracy"] > best_val:
-                best_val, best_epoch = val["accuracy"], epoch
+            if select.better(val[select.metric], best_val):
+                best_val, best_epoch = val[select.metric], epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if out is not None:
-                _save_checkpoint(ckpt_path, _checkpoint_state(model, opt, rng, device, history, best_val,
-                                                              best_epoch, best_state, time.perf_counter() - t0))
+                _save_checkpoint(ckpt_path, _checkpoint_state(model, opt, schedule, rule, rng, device, history,
+                                                              best_val, best_epoch, best_state,
+                                                              time.perf_counter() - t0))
             if bar:
-                bar.update(task, status=f"loss {row['train_loss']:.3f} val {val['accuracy']:.3f} "
-                                        f"(best {best_val:.3f} @ {best_epoch})")
+                best = "–" if best_val is None else f"{best_val:.3f}"
+                bar.update(task, status=f"loss {row['train_loss']:.3f} val {_short(select.metric)} "
+                                        f"{val[select.metric]:.3f} (best {best} @ {best_epoch})")
     if out is not None:
         log.close()
 
     model.eval()
-    last_test = evaluate(model, splits.test, cfg)
+    last_test = evaluate(model, splits.test, cfg, loss)
     if out is not None:
         _save_weights(model, out / "last.safetensors")
     if best_state is not None:
         model.load_state_dict(best_state)
-    test, val, train_eval = (evaluate(model, s, cfg) for s in (splits.test, splits.val, splits.train))
+    test, val, train_eval = (evaluate(model, s, cfg, loss) for s in (splits.test, splits.val, splits.train))
     metrics = {
-        "test_accuracy": test["accuracy"],
-        "val_accuracy": val["accuracy"],
-        "train_accuracy": train_eval["accuracy"],
-        "last_epoch_test_accuracy": last_test["accuracy"],
+        **{f"test_{m}": test[m] for m in metrics_of},
+        **{f"val_{m}": val[m] for m in metrics_of},
+        **{f"train_{m}": train_eval[m] for m in metrics_of},
+        **{f"last_epoch_test_{m}": last_test[m] for m in metrics_of},
         "test_loss": test["loss"],
         "hidden_spikes_per_sample": test["hidden_spikes_per_sample"],
         "hidden_spikes_per_layer": test["hidden_spikes_per_layer"],
         "best_epoch": best_epoch,
+        "selection": {"metric": f"val_{select.metric}", "higher_is_better": select.higher_is_better},
         "epochs": len(history),
         "diverged": diverged,
-        "kernels": model.kernels(),
+        "kernels": model.kernels() if hasattr(model, "kernels") else [],
         "wall_seconds": time.perf_counter() - t0,
     }
     if out is not None:
@@ -515,8 +499,36 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
     return metrics
 
 
-def _checkpoint_state(model: SNN, opt: torch.optim.Optimizer, rng: np.random.Generator, device,
-                      history: list, best_val: float, best_epoch: int, best_state: dict | None,
+def _short(metric: str) -> str:
+    return {"accuracy": "acc"}.get(metric, metric)
+
+
+def _status(loss: float, metrics: dict[str, float]) -> str:
+    """The progress bar's running figures: ``loss 0.512 acc 0.871``."""
+    return " ".join([f"loss {loss:.3f}", *(f"{_short(m)} {v:.3f}" for m, v in metrics.items())])
+
+
+def _restore(path: Path, ckpt: dict, model, opt, schedule, rule, device) -> None:
+    """Weights, optimiser, schedule, rule state and torch RNG from a checked checkpoint."""
+    model.load_state_dict({k: v.to(device) for k, v in ckpt["model"].items()})
+    try:
+        opt.load_state_dict(ckpt["optimizer"])
+        if schedule is not None:
+            if not ckpt.get("scheduler"):
+                raise KeyError("no learning-rate schedule state")
+            schedule.load_state_dict(ckpt["scheduler"])
+        if hasattr(rule, "load_state_dict"):
+            rule.load_state_dict(ckpt.get("rule") or {})
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise SpikegradError(f"cannot resume from {path}: its optimizer, schedule or rule state does not fit "
+                             f"({_first_line(err)})") from None
+    torch.set_rng_state(ckpt["torch_rng"])
+    if device.type == "cuda" and ckpt.get("cuda_rng"):
+        torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+
+
+def _checkpoint_state(model, opt: torch.optim.Optimizer, schedule, rule, rng: np.random.Generator, device,
+                      history: list, best_val: float | None, best_epoch: int, best_state: dict | None,
                       seconds: float) -> dict:
     meta = {"epoch": len(history), "history": history, "best_val": best_val, "best_epoch": best_epoch,
             "numpy_rng": rng.bit_generator.state, "seconds": seconds}
@@ -525,6 +537,8 @@ def _checkpoint_state(model: SNN, opt: torch.optim.Optimizer, rng: np.random.Gen
         "meta": json.dumps(meta),  # 128-bit RNG integers and floats, exactly
         "model": cpu(model.state_dict()),
         "optimizer": opt.state_dict(),
+        "scheduler": schedule.state_dict() if schedule is not None else {},
+        "rule": rule.state_dict() if hasattr(rule, "state_dict") else {},
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
         "best_state": cpu(best_state) if best_state is not None else {},
@@ -566,8 +580,9 @@ def load_run(run_dir: str | Path) -> tuple[Config, SNN, DataSplits]:
 def evaluate_run(run_dir: str | Path) -> dict:
     """Re-evaluate a run folder's saved best model on its validation and test splits."""
     cfg, model, splits = load_run(run_dir)
-    test, val = evaluate(model, splits.test, cfg), evaluate(model, splits.val, cfg)
-    return {"test_accuracy": test["accuracy"], "val_accuracy": val["accuracy"],
+    loss = make_loss(cfg)
+    test, val = evaluate(model, splits.test, cfg, loss), evaluate(model, splits.val, cfg, loss)
+    return {**{f"test_{m}": test[m] for m in loss.metrics}, **{f"val_{m}": val[m] for m in loss.metrics},
             "test_loss": test["loss"], "hidden_spikes_per_sample": test["hidden_spikes_per_sample"]}
 
 

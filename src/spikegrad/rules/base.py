@@ -8,7 +8,7 @@ know.  A rule is made from the run's config by the factory registered under its 
 
 A rule's ``step`` computes whatever update it defines for one batch, applies it through the
 optimizer (or sets ``.grad`` itself and calls ``optimizer.step()``), and returns the
-batch's loss and logits for the loop's running metrics — or ``diverged=True``, with no
+batch's loss and the model's output for the loop's running metrics — or ``diverged=True``, with no
 update, when the loss is not finite.  Rules that keep state of their own (eligibility
 traces, feedback matrices) expose it with ``state_dict`` / ``load_state_dict`` so that
 checkpoints carry it; stateless rules need neither.
@@ -24,12 +24,18 @@ from ..registry import Registry
 
 
 class StepResult(NamedTuple):
-    """What one step reports: the batch's loss (a float), its logits (for accuracy), and
+    """What one step reports: the batch's loss (a float), the model's output (the loss's
+    metrics are computed from it: logits for accuracy, spike trains for a distance), and
     whether the loss was not finite (then nothing was updated)."""
 
     loss: float
-    logits: torch.Tensor | None
+    output: Any
     diverged: bool = False
+
+    @property
+    def logits(self):
+        """The output, by its name for class logits."""
+        return self.output
 
 
 class Rule(Protocol):

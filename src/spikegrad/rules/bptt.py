@@ -3,7 +3,7 @@
 With the surrogate derivative in place of the step's (spikegrad.surrogates) this is the
 surrogate-gradient BPTT of Zenke & Vogels 2021; the switches of the neuron model (detached
 reset, Ctl recurrence) shape the gradient.  The loss is the config's objective (today the
-readout's cross-entropy plus the activity regulariser, given by the training loop).
+loss of `train.loss` plus the activity regulariser, given by the training loop).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ class BPTT:
 
     def step(self, model, batch, optimizer) -> StepResult:
         x, y = batch
-        loss, logits, _ = self.objective(model, x, y)
+        loss, output, _ = self.objective(model, x, y)
         if not torch.isfinite(loss):
-            return StepResult(float(loss.detach()), logits, diverged=True)
+            return StepResult(float(loss.detach()), output, diverged=True)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return StepResult(float(loss.detach()), logits)
+        return StepResult(float(loss.detach()), output)
 
 
 @register_rule("bptt")

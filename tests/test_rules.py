@@ -1,7 +1,9 @@
-"""Learning rules as objects: the loop does not know which rule runs.  A rule defined only
-in this file trains through the public train() and the CLI config, resumes bit-exactly, and
-the figures' "before training" network is the one training starts from."""
+"""Learning rules and losses as objects: the loop does not know which rule runs or what the
+loss measures.  A rule and a loss defined only in this file train through the public train()
+and the CLI config, resume bit-exactly, and the figures' "before training" network is the
+one training starts from."""
 
+import json
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ from safetensors.torch import load_file
 import spikegrad.training as training
 from spikegrad import RULES, Config, register_rule, resume, train
 from spikegrad.cli import main
+from spikegrad.losses import LOSSES, Selection, register_loss
 from spikegrad.rules import BPTT
 
 TINY = {"data.randman.classes": 3, "data.randman.train_per_class": 40, "data.randman.val_per_class": 10,
@@ -116,3 +119,57 @@ def test_the_figures_before_training_network_is_the_one_training_starts_from(tmp
     _, model, _ = _load_trained(tmp_path / "run", None)
     state = model.state_dict()
     assert set(state) == set(start) and all(torch.equal(state[k], start[k]) for k in start)
+
+
+class ReadoutMSE:
+    """Test-only loss: mean squared error between the readout's reduced voltages and the
+    one-hot target; reports accuracy and the error, and selects by the error (lower)."""
+
+    name = "test-mse"
+    metrics = ("accuracy", "mse")
+    selection = Selection("mse", higher_is_better=False)
+
+    def _errors(self, out, y):
+        return (out - torch.nn.functional.one_hot(y, out.shape[1]).to(out.dtype)).pow(2).mean(dim=1)
+
+    def __call__(self, out, y):
+        return self._errors(out, y).mean()
+
+    def predict(self, out):
+        return out.argmax(1)
+
+    def batch_metrics(self, out, y):
+        return {"accuracy": int((self.predict(out) == y).sum()), "mse": float(self._errors(out.detach(), y).sum())}
+
+
+@pytest.fixture
+def readout_mse_loss():
+    register_loss("test-mse")(lambda cfg: ReadoutMSE())
+    yield
+    LOSSES.remove("test-mse")
+
+
+def test_a_rule_and_a_loss_from_a_test_file_train_through_the_cli_config_and_resume_bit_exactly(
+        tmp_path, readout_mse_loss, interrupt_after_checkpoints, capsys):
+    cfg = Config().with_overrides({**TINY, "train.rule": "test-readout-only", "train.loss": "test-mse"})
+    (tmp_path / "cfg.toml").write_text(cfg.to_toml())
+    assert main(["train", "--config", str(tmp_path / "cfg.toml"), "--quiet", "--out", str(tmp_path / "full")]) == 0
+    start = LAST["rule"].first_weights
+    undo = interrupt_after_checkpoints(2)
+    assert main(["train", "--config", str(tmp_path / "cfg.toml"), "--quiet", "--out", str(tmp_path / "cut")]) != 0
+    undo()
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
+    capsys.readouterr()
+    full, cut = (json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("full", "cut"))
+    drop = lambda m: {k: v for k, v in m.items() if k != "wall_seconds"}  # noqa: E731
+    assert drop(cut) == drop(full)
+    history = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert full["selection"] == {"metric": "val_mse", "higher_is_better": False}
+    assert full["best_epoch"] == 1 + min(range(len(history)), key=lambda i: history[i]["val_mse"])
+    assert {"val_accuracy", "val_mse", "test_mse", "train_mse", "last_epoch_test_mse"} <= set(full)
+    end = load_file(str(tmp_path / "full" / "last.safetensors"))
+    assert torch.equal(end["layers.0.weight"], start["layers.0.weight"])      # the rule: hidden layer frozen
+    assert not torch.equal(end["readout.weight"], start["readout.weight"])
+    for name in ("model.safetensors", "last.safetensors"):
+        a, b = load_file(str(tmp_path / "cut" / name)), load_file(str(tmp_path / "full" / name))
+        assert all(torch.equal(a[k], b[k]) for k in a)

@@ -97,8 +97,11 @@ def train(
                                                     "--set model.tau_adapt_ms=…, model.beta_adapt=…)."),
     surrogate: Optional[str] = typer.Option(None, help="superspike, superspike-asym, sigmoid, esser, true."),
     beta: Optional[float] = typer.Option(None, help="Surrogate slope β."),
-    lr: Optional[float] = typer.Option(None, help="Adam learning rate."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate."),
     rule: Optional[str] = typer.Option(None, help="Learning rule (spikegrad.rules): bptt."),
+    loss: Optional[str] = typer.Option(None, help="Loss (spikegrad.losses): cross_entropy, van_rossum."),
+    optimizer: Optional[str] = typer.Option(None, help="adam (default), adamw or sgd."),
+    schedule: Optional[str] = typer.Option(None, help="Learning rate per epoch: constant (default), cosine, step."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size."),
     readout: Optional[str] = typer.Option(None, help="max, sum, mean or last."),
@@ -141,7 +144,8 @@ def train(
         "data.name": dataset, "data.dir": str(data_dir) if data_dir is not None else None,
         "model.hidden": _hidden(hidden) if hidden is not None else None,
         "model.recurrent": recurrent, "model.neuron": neuron, "model.surrogate": surrogate, "model.beta": beta,
-        "train.lr": lr, "train.rule": rule, "train.epochs": epochs, "train.batch_size": batch_size,
+        "train.lr": lr, "train.rule": rule, "train.loss": loss, "train.optimizer": optimizer,
+        "train.schedule": schedule, "train.epochs": epochs, "train.batch_size": batch_size,
         "model.readout": readout, "model.reset": reset,
         "model.detach_reset": None if reset_grad is None else _choice("--reset-grad", reset_grad, {"detach": True, "diff": False}),
         "model.recurrent_grad": recurrent_grad, "model.input_gain": input_gain,
@@ -369,7 +373,7 @@ def _print_metrics(metrics: dict, caption: str) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():
-        text = f"{value:.4f}" if isinstance(value, float) else json.dumps(value) if isinstance(value, list) else str(value)
+        text = f"{value:.4f}" if isinstance(value, float) else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
         table.add_row(key, text)
     Console().print(table)
 

@@ -153,7 +153,7 @@ class VanRossum:
         return output
 
     def batch_metrics(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-        return {"distance": float(self.distances(output, target).sum(dtype=torch.float64))}
+        return {"distance": float(self.distances(output.detach(), target).sum(dtype=torch.float64))}
 
 
 LossFactory = Callable[[Any], Loss]        # (config) -> loss

@@ -115,8 +115,11 @@ def make_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     opt = OPTIMIZERS.get(t.optimizer)(param_groups(model, t.lr_groups), t)
     if t.clip_grad_norm > 0:
         params = [p for group in opt.param_groups for p in group["params"]]
-        opt.register_step_pre_hook(
-            lambda optimizer, args, kwargs: torch.nn.utils.clip_grad_norm_(params, t.clip_grad_norm))
+
+        def clip(optimizer, args, kwargs) -> None:
+            torch.nn.utils.clip_grad_norm_(params, t.clip_grad_norm)
+
+        opt.register_step_pre_hook(clip)
     return opt
 
 

@@ -109,7 +109,11 @@ class EventData:
 
 @dataclass
 class DenseData:
-    """Analog input per time step, [n_samples, n_frames, n_inputs] float32, one frame per step."""
+    """Analog input per time step, [n_samples, n_frames, n_inputs] float32, one frame per step.
+
+    ``labels``: a class per sample ([n_samples] integers in [0, n_classes)), or a target per
+    sample of any shape (e.g. spike trains [n_samples, n_steps, n_classes] for a spike-train
+    loss) — the loss decides what it compares."""
 
     features: np.ndarray
     labels: np.ndarray
@@ -119,7 +123,7 @@ class DenseData:
     def __post_init__(self) -> None:
         if self.features.ndim != 3 or len(self.features) != len(self.labels):
             raise SpikegradError(f"{self.name}: features must be [samples, frames, inputs] with one label each")
-        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= self.n_classes):
+        if self.labels.ndim == 1 and len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= self.n_classes):
             raise SpikegradError(f"{self.name}: labels must lie in [0, {self.n_classes})")
 
     def __len__(self) -> int:

@@ -1,0 +1,121 @@
+"""Optimisers, schedules, clipping and parameter groups from the config: the default is
+exactly torch's Adam at a constant rate; every optimiser and schedule resumes bit-exactly;
+schedules follow their formulas; clipping bounds the joint gradient norm; groups get their
+own learning rates; impossible settings are one clear error."""
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from spikegrad import SNN, Config, SpikegradError, resume, train
+from spikegrad.optim import make_optimizer, make_schedule
+
+TINY = {"data.randman.classes": 3, "data.randman.train_per_class": 40, "data.randman.val_per_class": 10,
+        "data.randman.test_per_class": 10, "data.randman.terms": 50, "model.hidden": [16],
+        "train.epochs": 4, "train.batch_size": 30, "train.lr": 1e-2}
+
+
+def _history(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _without_time(rows):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+@pytest.mark.parametrize("settings", [
+    {"train.optimizer": "adam", "train.schedule": "cosine", "train.lr_min": 1e-3},
+    {"train.optimizer": "adamw", "train.schedule": "step", "train.step_epochs": 2, "train.step_gamma": 0.5,
+     "train.weight_decay": 0.01},
+    {"train.optimizer": "sgd", "train.schedule": "constant", "train.lr": 0.2},
+    {"train.optimizer": "sgd", "train.schedule": "step", "train.step_epochs": 1, "train.lr": 0.2,
+     "train.clip_grad_norm": 0.5, "train.lr_groups": ["readout.*=0.05"]},
+], ids=["adam-cosine", "adamw-step", "sgd-constant", "sgd-step-clip-groups"])
+def test_every_optimiser_and_schedule_resumes_bit_exactly(tmp_path, settings, interrupt_after_checkpoints):
+    cfg = Config().with_overrides({**TINY, **settings})
+    full = train(cfg, tmp_path / "full")
+    undo = interrupt_after_checkpoints(2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut")
+    undo()
+    again = resume(tmp_path / "cut")
+    drop = lambda m: {k: v for k, v in m.items() if k != "wall_seconds"}  # noqa: E731
+    assert drop(again) == drop(full)
+    assert _without_time(_history(tmp_path / "cut")) == _without_time(_history(tmp_path / "full"))
+    for name in ("model.safetensors", "last.safetensors"):
+        a, b = load_file(str(tmp_path / "cut" / name)), load_file(str(tmp_path / "full" / name))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    ckpt = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
+    assert bool(ckpt["scheduler"]) == (settings["train.schedule"] != "constant")
+
+
+def test_the_schedules_follow_their_formulas(tmp_path):
+    cos = Config().with_overrides({**TINY, "train.schedule": "cosine", "train.lr_min": 1e-3})
+    lrs = [row["lr"] for row in _history(_run(cos, tmp_path / "cos"))]
+    want = [1e-3 + (1e-2 - 1e-3) * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    assert lrs == pytest.approx(want, rel=1e-12)
+    step = Config().with_overrides({**TINY, "train.schedule": "step", "train.step_epochs": 2, "train.step_gamma": 0.1})
+    assert [row["lr"] for row in _history(_run(step, tmp_path / "step"))] == pytest.approx([1e-2, 1e-2, 1e-3, 1e-3])
+    assert "lr" not in _history(_run(Config().with_overrides({**TINY, "train.epochs": 1}), tmp_path / "const"))[0]
+
+
+def _run(cfg, out):
+    train(cfg, out)
+    return out
+
+
+def test_the_default_optimiser_is_torchs_adam_at_a_constant_rate():
+    torch.manual_seed(0)
+    model = SNN(5, [4], 2)
+    opt = make_optimizer(Config(), model)
+    assert type(opt) is torch.optim.Adam and len(opt.param_groups) == 1
+    assert opt.param_groups[0]["params"] == list(model.parameters())
+    assert opt.defaults == torch.optim.Adam(model.parameters(), lr=Config().train.lr).defaults
+    assert make_schedule(Config(), opt) is None
+    assert not opt._optimizer_step_pre_hooks                      # no clipping hook
+
+
+def test_clipping_bounds_the_joint_gradient_norm_before_every_step():
+    torch.manual_seed(0)
+    model = SNN(5, [4], 2)
+    opt = make_optimizer(Config().with_overrides({"train.clip_grad_norm": 0.1, "train.optimizer": "sgd",
+                                                  "train.momentum": 0.0}), model)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 3.0)
+    opt.step()
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in model.parameters()]))
+    assert norm.item() == pytest.approx(0.1, rel=1e-5)
+    for name, p in model.named_parameters():                      # SGD moved by lr · clipped gradient
+        assert torch.allclose(p.detach(), before[name] - Config().train.lr * p.grad, rtol=0, atol=1e-7)  # float32
+
+
+def test_parameter_groups_get_their_own_learning_rates():
+    torch.manual_seed(0)
+    model = SNN(5, [4], 2, recurrent=True)
+    cfg = Config().with_overrides({"train.lr_groups": ["readout.*=1e-4", "layers.0.recurrent_weight=5e-3"]})
+    opt = make_optimizer(cfg, model)
+    groups = [(g["lr"], [id(p) for p in g["params"]]) for g in opt.param_groups]
+    assert groups == [(cfg.train.lr, [id(model.layers[0].weight)]), (1e-4, [id(model.readout.weight)]),
+                      (5e-3, [id(model.layers[0].recurrent_weight)])]
+    with pytest.raises(SpikegradError, match="pattern 'hidden.\\*' matches no parameter"):
+        make_optimizer(Config().with_overrides({"train.lr_groups": ["hidden.*=1e-3"]}), model)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"train.optimizer": "adamm"}, "unknown train.optimizer 'adamm' (did you mean 'adam'?)"),
+    ({"train.schedule": "cosin"}, "unknown train.schedule 'cosin' (did you mean 'cosine'?)"),
+    ({"train.momentum": 1.0}, "train.momentum must lie in [0, 1)"),
+    ({"train.schedule": "cosine", "train.lr_min": 0.1}, "must be below train.lr"),
+    ({"train.step_epochs": 0}, "train.step_epochs must be ≥ 1"),
+    ({"train.clip_grad_norm": -1.0}, "train.clip_grad_norm must be ≥ 0"),
+    ({"train.lr_groups": ["readout.*"]}, "train.lr_groups entry 'readout.*' is not PATTERN=LR"),
+    ({"train.lr_groups": ["readout.*=-1"]}, "is not PATTERN=LR"),
+])
+def test_impossible_optimiser_settings_are_one_clear_error(override, message):
+    with pytest.raises(SpikegradError) as err:
+        Config().with_overrides(override)
+    assert message in str(err.value)

@@ -57,9 +57,10 @@ def activity_snapshot(model: SNN, x: torch.Tensor, dt_ms: float, path: str | Pat
     t_out = t_ms[-readout.shape[0]:]  # a response-window readout covers only the last steps
     for c in range(readout.shape[1]):
         ax.plot(t_out, readout[:, c], lw=1.2, label=names[c] + (" (target)" if label == c else ""))
-    if model.readout.window:
-        ax.axvspan(t_ms[-model.readout.window], t_ms[-1] + dt_ms, color="tab:green", alpha=0.12, lw=0)
-    ax.set_ylabel("readout U")
+    window = getattr(model.readout, "window", 0)      # a spiking output layer has none
+    if window:
+        ax.axvspan(t_ms[-window], t_ms[-1] + dt_ms, color="tab:green", alpha=0.12, lw=0)
+    ax.set_ylabel("readout U" if model.readout is not None else "output U")
     ax.set_xlabel("time (ms)")
     if readout.shape[1] <= 10:
         ax.legend(fontsize=7, ncol=min(5, readout.shape[1]), loc="upper left", frameon=False)
@@ -67,7 +68,8 @@ def activity_snapshot(model: SNN, x: torch.Tensor, dt_ms: float, path: str | Pat
         for a in axes:
             a.axvline(start, color="0.6", lw=0.6, ls="--")
         axes[0].text((start + end) / 2, inputs.shape[1] - 0.5, name, ha="center", va="bottom", fontsize=8)
-    prediction = int(logits.argmax(1))
+    # the class of the highest readout (or, for a spiking output, the most spikes)
+    prediction = int(logits.argmax(1) if logits.dim() == 2 else logits.sum(1).argmax(1))
     fig.suptitle(title + (f"  —  label {names[label]}, predicted {names[prediction]}" if label is not None else ""),
                  fontsize=10)
     fig.align_ylabels(axes)

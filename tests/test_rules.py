@@ -1,7 +1,8 @@
 """Learning rules and losses as objects: the loop does not know which rule runs or what the
 loss measures.  A rule and a loss defined only in this file train through the public train()
 and the CLI config, resume bit-exactly, and the figures' "before training" network is the
-one training starts from."""
+one training starts from.  An online rule that runs its own forward (the readout's gradient
+carried forward in time) equals BPTT's readout gradient and trains through train()."""
 
 import json
 
@@ -10,10 +11,10 @@ import torch
 from safetensors.torch import load_file
 
 import spikegrad.training as training
-from spikegrad import RULES, Config, register_rule, resume, train
+from spikegrad import RULES, SNN, Config, LIFParams, register_rule, resume, train
 from spikegrad.cli import main
 from spikegrad.losses import LOSSES, Selection, register_loss
-from spikegrad.rules import BPTT
+from spikegrad.rules import BPTT, StepResult
 
 TINY = {"data.randman.classes": 3, "data.randman.train_per_class": 40, "data.randman.val_per_class": 10,
         "data.randman.test_per_class": 10, "data.randman.terms": 50, "model.hidden": [16],
@@ -173,3 +174,88 @@ def test_a_rule_and_a_loss_from_a_test_file_train_through_the_cli_config_and_res
     for name in ("model.safetensors", "last.safetensors"):
         a, b = load_file(str(tmp_path / "cut" / name)), load_file(str(tmp_path / "full" / name))
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class OnlineReadout:
+    """Test-only online rule that runs its own forward: the hidden layers without a graph, then
+    the readout's gradient carried forward in time (no backward pass through time).
+
+    U_out[n] = u0 β_out^n + W e[n], with the eligibility e (per sample and hidden neuron)
+        i[n+1] = β_syn i[n] + S[n],   e[n+1] = β_out e[n] + g i[n],   e[0] = i[0] = 0,
+    so ∂z_k/∂W_kj = e_j at the step the reduction reads: all steps (sum, mean), the last, or
+    the running argmax (strict >: ties to the first step, as torch.max).  Memory: the state
+    and, for max, e at the argmax per class — independent of T."""
+
+    def __init__(self, reduction):
+        self.reduction = reduction
+
+    def forward(self, model, x):
+        with torch.no_grad():
+            events = None
+            for layer in model.layers:
+                out = layer.run(x, events)
+                x, events = out.spikes, out.events
+        ro = model.readout
+        s = x.to_dense() if hasattr(x, "to_dense") else x
+        batch, steps, _ = s.shape
+        w = ro.weight.detach()
+        i = s.new_zeros(batch, s.shape[2])
+        e = torch.zeros_like(i)
+        u0 = s.new_full((batch, w.shape[0]), ro.initial_state)
+        best_z = best_e = None
+        z_sum = torch.zeros_like(u0)
+        e_sum = s.new_zeros(batch, w.shape[0], s.shape[2])
+        for n in range(steps):
+            z = u0 * ro.decay_out ** n + e @ w.t()                      # U_out[n]
+            ek = e.unsqueeze(1).expand(-1, w.shape[0], -1)
+            if best_z is None:
+                best_z, best_e = z.clone(), ek.clone()
+            else:
+                better = z > best_z
+                best_z = torch.where(better, z, best_z)
+                best_e = torch.where(better.unsqueeze(2), ek, best_e)
+            z_sum, e_sum = z_sum + z, e_sum + ek
+            e, i = ro.decay_out * e + ro.gain * i, ro.decay_syn * i + s[:, n]
+        return {"max": (best_z, best_e), "sum": (z_sum, e_sum), "mean": (z_sum / steps, e_sum / steps),
+                "last": (z, ek)}[self.reduction]
+
+    def step(self, model, batch, optimizer):
+        x, y = batch
+        z, elig = self.forward(model, x)
+        z = z.requires_grad_()
+        loss = torch.nn.functional.cross_entropy(z, y)
+        (dz,) = torch.autograd.grad(loss, z)
+        optimizer.zero_grad(set_to_none=True)
+        model.readout.weight.grad = torch.einsum("bk,bkj->kj", dz, elig)
+        optimizer.step()
+        return StepResult(float(loss.detach()), z.detach())
+
+
+@pytest.mark.parametrize("reduction", ["max", "sum", "mean", "last"])
+def test_an_online_rule_running_its_own_forward_gives_bptts_readout_gradient(reduction):
+    cfg = Config().with_overrides({**TINY, "model.readout": reduction})
+    torch.manual_seed(0)
+    net = SNN(20, [16], 3, LIFParams(), readout=reduction).double()
+    with torch.no_grad():
+        net.layers[0].weight.mul_(8.0)                                  # hidden spikes to read
+    x = (torch.rand(6, 40, 20, dtype=torch.float64) < 0.1).double()
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    logits = net(x)
+    torch.nn.functional.cross_entropy(logits, y).backward()
+    want = net.readout.weight.grad.clone()
+    net.zero_grad()
+    rule = OnlineReadout(cfg.model.readout)
+    z, elig = rule.forward(net, x)
+    torch.testing.assert_close(z, logits.detach(), rtol=1e-12, atol=1e-12)
+    dz = torch.softmax(z, 1) - torch.nn.functional.one_hot(y, 3)
+    torch.testing.assert_close(torch.einsum("bk,bkj->kj", dz / 6, elig), want, rtol=1e-10, atol=1e-12)
+
+
+def test_an_online_rule_object_trains_through_train_as_bptt_on_the_readout_does(tmp_path):
+    cfg = Config().with_overrides(TINY)
+    online = train(cfg, tmp_path / "online", rule=OnlineReadout(cfg.model.readout))
+    bptt = train(cfg.with_overrides({"train.rule": "test-readout-only"}), tmp_path / "bptt")
+    a, b = (load_file(str(tmp_path / run / "last.safetensors")) for run in ("online", "bptt"))
+    assert torch.equal(a["layers.0.weight"], b["layers.0.weight"])        # neither moves the hidden layer
+    torch.testing.assert_close(a["readout.weight"], b["readout.weight"], rtol=1e-4, atol=1e-5)  # float32 paths
+    assert online["val_accuracy"] == bptt["val_accuracy"] and online["best_epoch"] == bptt["best_epoch"]

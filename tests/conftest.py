@@ -65,3 +65,43 @@ def interrupt_after_checkpoints(monkeypatch):
         return lambda: monkeypatch.setattr(training, "_save_checkpoint", real)
 
     return arm
+
+
+@pytest.fixture
+def assert_same_run():
+    """assert_same_run(a, b): two run folders hold the same run — metrics.json and every
+    metrics.jsonl row equal but for wall time, model and last weights bit for bit."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    def check(a, b):
+        drop = lambda m: {k: v for k, v in m.items() if k not in ("wall_seconds", "seconds")}  # noqa: E731
+        ma, mb = (json.loads((run / "metrics.json").read_text()) for run in (a, b))
+        assert drop(ma) == drop(mb)
+        rows = [[drop(json.loads(line)) for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (a, b)]
+        assert rows[0] == rows[1]
+        for name in ("model.safetensors", "last.safetensors"):
+            wa, wb = load_file(str(a / name)), load_file(str(b / name))
+            assert set(wa) == set(wb) and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+    return check
+
+
+@pytest.fixture
+def resumes_bit_exactly(interrupt_after_checkpoints, assert_same_run):
+    """resumes_bit_exactly(cfg, folder): train ``cfg`` into folder/full; train it into
+    folder/cut, killed after its 2nd checkpoint, and resume that; the two runs are the same."""
+    from spikegrad import resume, train
+
+    def check(cfg, folder):
+        train(cfg, folder / "full")
+        undo = interrupt_after_checkpoints(2)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, folder / "cut")
+        undo()
+        resume(folder / "cut")
+        assert_same_run(folder / "cut", folder / "full")
+
+    return check

@@ -315,34 +315,12 @@ def test_a_sweep_in_which_every_trial_failed_exits_non_zero(tmp_path, monkeypatc
     assert "no trial of sweep 'tiny' succeeded (2 of 2 points failed" in err
 
 
-class _SquaredError:
-    """Test-only loss selecting by a lower-is-better metric (the readout's squared error)."""
-
-    name = "test-sweep-mse"
-    metrics = ("mse",)
-
-    def __init__(self):
-        from spikegrad.losses import Selection
-        self.selection = Selection("mse", higher_is_better=False)
-
-    def _errors(self, out, y):
-        import torch
-        return (out - torch.nn.functional.one_hot(y, out.shape[1]).to(out.dtype)).pow(2).mean(dim=1)
-
-    def __call__(self, out, y):
-        return self._errors(out, y).mean()
-
-    def predict(self, out):
-        return out.argmax(1)
-
-    def batch_metrics(self, out, y):
-        return {"mse": float(self._errors(out.detach(), y).sum())}
-
-
 def test_a_sweep_minimises_and_ranks_by_a_lower_is_better_loss_metric(tmp_path):
     from spikegrad.losses import LOSSES, register_loss
 
-    register_loss("test-sweep-mse")(lambda cfg: _SquaredError())
+    from _parts import ReadoutMSE
+
+    register_loss("test-sweep-mse")(lambda cfg: ReadoutMSE())
     try:
         raw = raw_sweep({"train.lr": [1e-4, 5e-2]}, seeds=(0,), name="mse")
         raw["train"] = {**raw["train"], "loss": "test-sweep-mse", "epochs": 3}

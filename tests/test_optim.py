@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from spikegrad import SNN, Config, SpikegradError, train
+from spikegrad import SNN, Config, SpikegradError, resume, train
 from spikegrad.optim import make_optimizer, make_schedule
 
 TINY = {"data.randman.classes": 3, "data.randman.train_per_class": 40, "data.randman.val_per_class": 10,
@@ -102,3 +102,32 @@ def test_impossible_optimiser_settings_are_one_clear_error(override, message):
     with pytest.raises(SpikegradError) as err:
         Config().with_overrides(override)
     assert message in str(err.value)
+
+
+def _killed_run_without(cfg, run, interrupt_after_checkpoints, *keys):
+    """Train ``cfg`` into ``run``, killed after the 2nd checkpoint; drop ``keys`` from it."""
+    undo = interrupt_after_checkpoints(2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run)
+    undo()
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    for key in keys:
+        del ckpt[key]
+    torch.save(ckpt, run / "checkpoint.pt")
+
+
+def test_a_checkpoint_from_before_schedules_and_rule_state_resumes(tmp_path, interrupt_after_checkpoints,
+                                                                   assert_same_run):
+    """Checkpoints written by earlier versions have no ``scheduler`` and ``rule`` entries."""
+    cfg = Config().with_overrides(TINY)
+    train(cfg, tmp_path / "full")
+    _killed_run_without(cfg, tmp_path / "cut", interrupt_after_checkpoints, "scheduler", "rule")
+    resume(tmp_path / "cut")
+    assert_same_run(tmp_path / "cut", tmp_path / "full")
+
+
+def test_a_schedule_cannot_resume_from_a_checkpoint_without_its_state(tmp_path, interrupt_after_checkpoints):
+    cfg = Config().with_overrides({**TINY, "train.schedule": "cosine"})
+    _killed_run_without(cfg, tmp_path / "cut", interrupt_after_checkpoints, "scheduler")
+    with pytest.raises(SpikegradError, match="no learning-rate schedule state"):
+        resume(tmp_path / "cut")

@@ -145,7 +145,8 @@ class TrainConfig:
     threads: int = 0                   # torch threads; 0 leaves torch's default
     device: str = "auto"               # "auto" (cuda if available), "cpu", "cuda", "cuda:1", …
     init_from: str = ""                # start from these weights: a run folder or a .safetensors file
-    rule: str = "bptt"                 # learning rule (spikegrad.rules.RULES): "bptt"
+    rule: str = "bptt"                 # learning rule (spikegrad.rules.RULES): "bptt", "fa", "dfa"
+    feedback_scale: float = 1.0        # fa, dfa: random feedback matrices ~ U(±scale/√fan_in), the forward init's range
     loss: str = "cross_entropy"        # loss (spikegrad.losses.LOSSES): "cross_entropy", "van_rossum"
     van_rossum_tau_ms: float = 10.0    # van_rossum: kernel time constant
     optimizer: str = "adam"            # spikegrad.optim.OPTIMIZERS: "adam", "adamw", "sgd"
@@ -270,6 +271,8 @@ class Config:
             raise SpikegradError(f"train.threads must be ≥ 0, got {t.threads}")
         if t.rule not in RULES:
             raise RULES.unknown(t.rule, "train.rule")
+        if not (math.isfinite(t.feedback_scale) and t.feedback_scale > 0):
+            raise SpikegradError(f"train.feedback_scale must be > 0, got {t.feedback_scale}")
         if t.loss not in LOSSES:
             raise LOSSES.unknown(t.loss, "train.loss")
         if not (math.isfinite(t.van_rossum_tau_ms) and t.van_rossum_tau_ms > 0):

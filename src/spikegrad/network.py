@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import torch
 from torch import nn
@@ -74,14 +74,28 @@ class LIFLayer(nn.Module):
                 self.register_parameter(f"neuron_{name}", value)
         self.ran: dict[str, str] = {}
 
-    def run(self, x: torch.Tensor | EventBatch, events: EventBatch | None = None) -> LayerResult:
+    def run(self, x: torch.Tensor | EventBatch, events: EventBatch | None = None,
+            credit: "Credit | None" = None, index: int = 0,
+            spikes: Sequence[torch.Tensor] = ()) -> LayerResult:
         """x: input spikes [batch, time, in] (or an EventBatch; ``events``: x's events when
-        known) → the kernel's :class:`~spikegrad.kernels.dispatch.LayerResult`."""
-        path = self.input_path
-        if path == "auto":
-            path = choose_input_path(x, self.weight, events, self.options)
-        ff = project_input(x, self.weight, path, events, self.options)
-        result = run_layer(ff, self.recurrent_weight, self.params, self.backend, self.options)
+        known) → the kernel's :class:`~spikegrad.kernels.dispatch.LayerResult`.
+        ``credit``: how the backward pass reaches x and crosses the recurrence (a learning
+        rule's; see :class:`Credit`), for the layer at position ``index`` (its input
+        projection only from 1 on: layer 0 reads the data); ``spikes``: every hidden layer's,
+        when this is the output layer."""
+        v = self.recurrent_weight
+        if credit is not None and v is not None:
+            v = credit.recurrent(index, v)
+        if credit is not None and index > 0:
+            ff, path = credit.project(index, x, self.weight), "credit"
+            if spikes:
+                ff = credit.output_input(ff, spikes)
+        else:
+            path = self.input_path
+            if path == "auto":
+                path = choose_input_path(x, self.weight, events, self.options)
+            ff = project_input(x, self.weight, path, events, self.options)
+        result = run_layer(ff, v, self.params, self.backend, self.options)
         self.ran = {"kernel": result.kernel, "input_path": path}
         return result
 
@@ -128,7 +142,9 @@ class Readout(nn.Module):
         self.initial_state = float(initial_state)
         self.weight = _uniform_fan_in((n_out, n_in))
 
-    def trace(self, x: torch.Tensor | EventBatch, events: EventBatch | None = None) -> torch.Tensor:
+    def trace(self, x: torch.Tensor | EventBatch, events: EventBatch | None = None,
+              credit: "Credit | None" = None, index: int = 0,
+              spikes: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         """Readout voltages U_out[n], [batch, time, classes].
 
         With a response window of k steps the readout listens only then: it starts from
@@ -136,14 +152,18 @@ class Readout(nn.Module):
         decision must be present in the network's activity at response time (the leaky
         readout cannot carry it across a delay).  The trace is then [batch, k, classes].
         ``events``: the events of spikes x when known (the compiled LIF layer returns them).
+        ``credit`` (a learning rule's, with the readout's position ``index`` and every hidden
+        layer's ``spikes``): how the backward pass leaves the readout.
         """
         if self.window:
             x = (x.to_dense() if isinstance(x, EventBatch) else x)[:, -self.window:]
             events = None
         fn = leaky_readout if self.method == "loop" else leaky_readout_fast
+        if credit is not None and spikes:
+            h = credit.output_input(credit.project(index, x, self.weight), spikes)
         # input events (no hidden layer) or spikes whose events are known (the compiled LIF
         # layer's): projected by events where that pays
-        if isinstance(x, EventBatch) or events is not None:
+        elif isinstance(x, EventBatch) or events is not None:
             h = project_input(x, self.weight, events=events, options=self.options)
         else:
             h = x @ self.weight.t()
@@ -155,6 +175,25 @@ class Readout(nn.Module):
 
     def forward(self, x: torch.Tensor, events: EventBatch | None = None) -> torch.Tensor:
         return self.reduce(self.trace(x, events))
+
+
+class Credit(Protocol):
+    """How the backward pass crosses the network's projections: a learning rule sets one on
+    :attr:`SNN.credit` for its steps (None: the chain rule, i.e. BPTT).  The forward values
+    are the network's own; only the gradients differ.
+
+    ``project(index, x, W)``: x Wᵀ for the hidden spikes x entering the layer at position
+    ``index`` (1 … L−1: hidden layers; L: the readout or spiking output layer);
+    ``recurrent(index, V)``: what the layer's kernel gets for its recurrent weights (V, or a
+    :class:`~spikegrad.dynamics.base.Feedback` pair); ``output_input(h, spikes)``: the
+    output layer's input current h (identity in value), through which the error may also
+    be sent to every hidden layer's ``spikes`` directly."""
+
+    def project(self, index: int, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor: ...
+
+    def recurrent(self, index: int, weight: torch.Tensor): ...
+
+    def output_input(self, h: torch.Tensor, spikes: Sequence[torch.Tensor]) -> torch.Tensor: ...
 
 
 @dataclass
@@ -229,6 +268,8 @@ class SNN(nn.Module):
         self.readout = Readout(sizes[-1], n_classes, params, tau_out, readout, readout_init, readout_steps,
                                method, kernel_options, readout_tau_syn, readout_input_gain)
 
+    credit: Credit | None = None    # a learning rule's, for its steps; None: the chain rule (BPTT)
+
     def set_input_path(self, path: str) -> None:
         """Set ``input_path`` ("auto", "dense", "events") of every hidden layer."""
         _check_input_path(path)
@@ -240,19 +281,23 @@ class SNN(nn.Module):
             raise SpikegradError(
                 f"input must have shape [batch, time, {self.n_inputs}], got {list(x.shape)}")
         rec = Recording()
-        events = None
-        for layer in self.layers:
-            out = layer.run(x, events)
+        events, credit, top = None, self.credit, len(self.layers)
+        for k, layer in enumerate(self.layers):
+            out = layer.run(x, events, credit, k)
             x, events = out.spikes, out.events
             rec.spikes.append(x)
             rec.voltages.append(out.voltages)
         if self.output_layer is not None:
-            out = self.output_layer.run(x, events)
+            if credit is not None and top:
+                out = self.output_layer.run(x, None, credit, top, rec.spikes)
+            else:
+                out = self.output_layer.run(x, events)
             rec.readout = out.voltages
             return (out.spikes, rec) if record else out.spikes
+        trace = self.readout.trace(x, events, credit, top, rec.spikes) if credit is not None else None
         if not record:
-            return self.readout(x, events)
-        rec.readout = self.readout.trace(x, events)
+            return self.readout.reduce(trace) if trace is not None else self.readout(x, events)
+        rec.readout = trace if trace is not None else self.readout.trace(x, events)
         return self.readout.reduce(rec.readout), rec
 
     def kernels(self) -> list[dict[str, str]]:

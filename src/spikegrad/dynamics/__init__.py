@@ -2,10 +2,11 @@
 function (:mod:`.base`), the generic reference scan (:mod:`.scan`), LIF (:mod:`.lif`) and
 adaptive LIF (:mod:`.alif`).  Models are chosen by name from :data:`NEURON_MODELS`."""
 
-from .base import NEURON_MODELS, NeuronModel, get_neuron_model, model_of, register_neuron_model
+from .base import (NEURON_MODELS, Feedback, NeuronModel, feedback_matmul, get_neuron_model, model_of,
+                   recurrent_current, register_neuron_model)
 from .lif import LIF, LIFParams, LIFState
 from .alif import ALIF, ALIFParams, ALIFState
 from .scan import scan
 
-__all__ = ["ALIF", "ALIFParams", "ALIFState", "LIF", "LIFParams", "LIFState", "NEURON_MODELS",
-           "NeuronModel", "get_neuron_model", "model_of", "register_neuron_model", "scan"]
+__all__ = ["ALIF", "ALIFParams", "ALIFState", "Feedback", "LIF", "LIFParams", "LIFState", "NEURON_MODELS",
+           "NeuronModel", "feedback_matmul", "recurrent_current", "get_neuron_model", "model_of", "register_neuron_model", "scan"]

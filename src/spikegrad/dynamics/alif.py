@@ -27,7 +27,8 @@ from typing import NamedTuple
 import torch
 
 from ..surrogates import get_surrogate, spike
-from .base import NeuronModel, check_nonnegative, check_positive, decay, register_neuron_model, tensor_fields
+from .base import (NeuronModel, check_nonnegative, check_positive, decay, recurrent_current, register_neuron_model,
+                   tensor_fields)
 from .lif import LIFParams, state_shape
 
 
@@ -80,7 +81,7 @@ def step(ff_t: torch.Tensor, state: ALIFState, v: torch.Tensor | None, p: ALIFPa
     i_next = p.decay_syn * i + ff_t
     if v is not None:
         s_rec = s.detach() if p.recurrent_grad == "ctl" else s
-        i_next = i_next + s_rec @ v.t()
+        i_next = i_next + recurrent_current(s_rec, v)
     rho = p.decay_adapt
     s_b = s.detach() if p.detach_adaptation else s
     b_next = rho * b + (1.0 - rho) * s_b

@@ -13,7 +13,8 @@ A model is a :class:`NeuronModel` registered by name in :data:`NEURON_MODELS`:
   voltage (what recordings call "voltages").
 * ``initial_state(ff, p)``: the state at n = 0 for input currents ff [..., T, N].
 * ``step(ff_t, state, v, p)``: one time step → (S[n], state at n + 1), pure (no in-place
-  change of its inputs), ``v`` the recurrent weights [N, N] or None.
+  change of its inputs), ``v`` the recurrent weights [N, N], a :class:`Feedback` pair, or
+  None; the recurrent current is :func:`recurrent_current` (S[n] Vᵀ).
 
 :func:`spikegrad.dynamics.scan.scan` runs any model over time with plain autograd: the
 oracle every fast kernel is tested against.
@@ -110,3 +111,44 @@ def check_nonnegative(name: str, value) -> None:
         return
     if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
         raise SpikegradError(f"{name} must be a finite number ≥ 0, got {value!r}")
+
+
+class Feedback(NamedTuple):
+    """Recurrent weights V [N, N] whose backward pass uses ``feedback`` (V's shape) where
+    BPTT uses V: the recurrent half of feedback alignment.  Only the reference scan takes it."""
+
+    weight: torch.Tensor
+    feedback: torch.Tensor
+
+
+class FeedbackMatmul(torch.autograd.Function):
+    """y = x Wᵀ; backward: ∂/∂x = g B (B in place of W: B = W is the chain rule), ∂/∂W = gᵀ x."""
+
+    @staticmethod
+    def forward(x, weight, feedback):
+        return x @ weight.t()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, _, feedback = inputs
+        ctx.save_for_backward(x, feedback)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, feedback = ctx.saved_tensors
+        grad_x = g @ feedback if ctx.needs_input_grad[0] else None
+        grad_w = g.reshape(-1, g.shape[-1]).t() @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_w, None
+
+
+def feedback_matmul(x: torch.Tensor, weight: torch.Tensor, feedback: torch.Tensor) -> torch.Tensor:
+    """x Wᵀ, whose gradient to x goes through ``feedback`` (W's shape) instead of W."""
+    return FeedbackMatmul.apply(x, weight, feedback)
+
+
+def recurrent_current(s: torch.Tensor, v) -> torch.Tensor:
+    """The recurrent input S[n] Vᵀ (for a :class:`Feedback` pair: the same value, the
+    gradient to S through the feedback matrix)."""
+    if isinstance(v, Feedback):
+        return feedback_matmul(s, v.weight, v.feedback)
+    return s @ v.t()

@@ -28,7 +28,8 @@ import torch
 
 from ..errors import SpikegradError
 from ..surrogates import get_surrogate, spike
-from .base import NeuronModel, check_nonnegative, check_positive, decay, register_neuron_model, tensor_fields
+from .base import (NeuronModel, check_nonnegative, check_positive, decay, recurrent_current, register_neuron_model,
+                   tensor_fields)
 
 RESET_MODES = ("zero", "subtract")
 RECURRENT_GRAD_MODES = ("prop", "ctl")
@@ -124,7 +125,7 @@ def step(ff_t: torch.Tensor, state: LIFState, v: torch.Tensor | None, p: LIFPara
     i_next = p.decay_syn * i + ff_t
     if v is not None:
         s_rec = s.detach() if p.recurrent_grad == "ctl" else s
-        i_next = i_next + s_rec @ v.t()
+        i_next = i_next + recurrent_current(s_rec, v)
     return s, LIFState(u_next, i_next)
 
 

@@ -74,7 +74,8 @@ from .._numba import DTYPES as _DTYPES, INSTALL_HINT, is_vmapped, numba_availabl
 from ..errors import SpikegradError
 from ..events import EventBatch
 from ..surrogates import KERNEL_FORMS, SURROGATES, get_surrogate, kernel_code
-from .fused import check_layer_inputs, fold_member_axis, supports as fused_supports
+from ..dynamics.base import Feedback
+from .fused import FEEDBACK_REASON, check_layer_inputs, fold_member_axis, supports as fused_supports
 from .options import DEFAULT_OPTIONS, KernelOptions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,6 +105,8 @@ def saved_bytes_per_neuron_step(p: "LIFParams", dtype: torch.dtype = torch.float
 
 def supports(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> str | None:
     """None if the compiled kernel runs this call, else the reason it cannot (one phrase)."""
+    if isinstance(v, Feedback):
+        return FEEDBACK_REASON
     if not numba_available():
         return f"numba is not installed ({INSTALL_HINT})"
     surrogate = get_surrogate(p.surrogate)

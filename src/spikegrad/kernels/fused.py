@@ -50,8 +50,12 @@ from torch.autograd.function import once_differentiable
 
 from .._autograd import apply
 from .._numba import differentiating_transform, is_vmapped
+from ..dynamics.base import Feedback
 from ..errors import SpikegradError
 from ..surrogates import get_surrogate
+
+# Feedback alignment's recurrent weights: the hand-written adjoints multiply by V itself.
+FEEDBACK_REASON = "its adjoint multiplies by V, and the recurrent weights carry a feedback matrix (the reference scan takes it)"
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..neurons import LIFParams
@@ -258,6 +262,8 @@ def lif_fused(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> tuple
 
 def supports(ff: torch.Tensor, v: torch.Tensor | None, p: "LIFParams") -> str | None:
     """None if the fused kernel runs this call, else why not (the compiled kernel shares these)."""
+    if isinstance(v, Feedback):
+        return FEEDBACK_REASON
     if p.tensor_fields:
         return f"it takes float parameters, and {', '.join(p.tensor_fields)} are tensors"
     if not ff.is_floating_point():

@@ -3,6 +3,8 @@ to the forward weights fa is BPTT (float64); with random matrices both equal the
 computed piece by piece with plain autograd; with one hidden layer dfa is fa; the matrices
 are saved and restored bit-exactly; what the kernels cannot serve is said."""
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -215,3 +217,67 @@ def test_the_rules_train_by_name_and_refuse_models_they_cannot_serve(tmp_path):
                                            "model.init": "uniform"}))
     finally:
         MODELS.remove("test-not-snn")
+
+
+SMALL = {**TINY, "data.randman.train_per_class": 60, "data.randman.val_per_class": 20,
+         "data.randman.test_per_class": 20, "model.hidden": [32], "train.epochs": 3}
+
+
+def test_with_one_hidden_layer_fa_and_dfa_train_the_same_run_bit_for_bit(tmp_path, assert_same_run):
+    for rule in ("fa", "dfa"):
+        train(Config().with_overrides({**SMALL, "train.rule": rule}), tmp_path / rule)
+    assert_same_run(tmp_path / "fa", tmp_path / "dfa")
+
+
+def test_alignment_is_one_for_bptt_and_for_fa_with_the_forward_weights():
+    from spikegrad.rules import BPTT
+    from spikegrad.training import loss_and_record
+
+    cfg = Config()
+    objective = lambda m, x, y: loss_and_record(m, x, y, cfg)  # noqa: E731
+    net = _net([10, 8], recurrent=True)
+    batch = _batch()
+    report = BPTT(objective).alignment(net, batch)
+    assert all(v == pytest.approx(1.0, abs=1e-12) for v in report.values())
+    fa = FeedbackAlignment(objective)
+    fa.ensure(net)
+    fa.matrices = _transposes(net)
+    report = fa.alignment(net, batch)
+    assert {k for k in report if k.startswith("align_angle/")} == {"align_angle/B1", "align_angle/B2",
+                                                                  "align_angle/C0", "align_angle/C1"}
+    for key, value in report.items():
+        assert value == pytest.approx(1.0 if key.startswith("align_cos/") else 0.0, abs=1e-6), key
+    fa.matrices = {}
+    random = fa.alignment(net, batch)
+    assert all(60 < random[f"align_angle/{n}"] < 120 for n in ("B1", "B2", "C0", "C1"))   # random: ~90°
+    assert random["align_cos/readout.weight"] == pytest.approx(1.0, abs=1e-12)       # its own gradient is BPTT's
+    assert random["align_cos/layers.0.weight"] < 0.999
+
+
+def test_alignment_is_logged_per_epoch_and_plotted(tmp_path, capsys):
+    from spikegrad.cli import main
+
+    for rule in ("fa", "dfa"):
+        cfg = Config().with_overrides({**SMALL, "model.hidden": [16, 8], "train.rule": rule, "train.alignment": True})
+        train(cfg, tmp_path / rule)
+    rows = [json.loads(line) for line in (tmp_path / "dfa" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and {"align_cos/layers.0.weight", "align_angle/H1"} <= set(rows[0])
+    assert main(["alignment", str(tmp_path / "fa"), str(tmp_path / "dfa"), "--out", str(tmp_path / "a.png")]) == 0
+    assert (tmp_path / "a.png").stat().st_size > 10_000
+    lines = (tmp_path / "a.csv").read_text().splitlines()
+    assert lines[0] == "run,rule,epoch,quantity,value" and any(",dfa,3,align_angle/H1," in line for line in lines)
+    train(Config().with_overrides({**SMALL, "train.epochs": 1}), tmp_path / "plain")
+    capsys.readouterr()
+    assert main(["alignment", str(tmp_path / "plain"), "--out", str(tmp_path / "b.png")]) == 2
+    assert "no alignment was logged" in capsys.readouterr().err and not (tmp_path / "b.png").exists()
+
+
+def test_a_rule_without_an_alignment_report_is_refused_when_asked_for_one():
+    class Quiet:
+        name = "quiet"
+
+        def step(self, model, batch, optimizer):
+            raise AssertionError("not reached")
+
+    with pytest.raises(SpikegradError, match="train.alignment: rule 'quiet' does not report"):
+        train(Config().with_overrides({**SMALL, "train.alignment": True}), rule=Quiet())

@@ -302,6 +302,19 @@ def figure(
 
 
 @app.command()
+def alignment(
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...",
+                                          help="Run folders trained with --set train.alignment=true."),
+    out: Path = typer.Option(Path("alignment.png"), help="PNG to write (a CSV of the numbers beside it)."),
+) -> None:
+    """Plot how each run's updates aligned with BPTT's gradient, and its weights with their feedback matrices."""
+    from .figures import alignment_figure
+
+    result = alignment_figure(run_dirs, out)
+    typer.echo(f"alignment: {len(run_dirs)} run(s); wrote {result['png']}, {result['csv']}")
+
+
+@app.command()
 def report(
     sweep_dir: Path = typer.Argument(..., help="A sweep folder written by `spikegrad sweep`."),
     out: Optional[Path] = typer.Option(None, help="HTML file to write (default SWEEP_DIR/report.html)."),

@@ -146,6 +146,7 @@ class TrainConfig:
     device: str = "auto"               # "auto" (cuda if available), "cpu", "cuda", "cuda:1", …
     init_from: str = ""                # start from these weights: a run folder or a .safetensors file
     rule: str = "bptt"                 # learning rule (spikegrad.rules.RULES): "bptt", "fa", "dfa"
+    alignment: bool = False            # log per epoch: cos∠(rule's update, BPTT's gradient), ∠(W, feedback)
     feedback_scale: float = 1.0        # fa, dfa: random feedback matrices ~ U(±scale/√fan_in), the forward init's range
     loss: str = "cross_entropy"        # loss (spikegrad.losses.LOSSES): "cross_entropy", "van_rossum"
     van_rossum_tau_ms: float = 10.0    # van_rossum: kernel time constant

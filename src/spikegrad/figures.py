@@ -78,3 +78,80 @@ def activity_snapshot(model: SNN, x: torch.Tensor, dt_ms: float, path: str | Pat
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return {"inputs": inputs, "hidden": hidden, "readout": readout, "prediction": prediction}
+
+
+def _run_history(run_dir: Path) -> list[dict]:
+    import json
+
+    from .errors import SpikegradError
+
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise SpikegradError(f"{run_dir} is not a run folder (no metrics.jsonl)")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def alignment_figure(run_dirs: Sequence[str | Path], out: str | Path) -> dict:
+    """Per epoch, for each run trained with ``train.alignment``: cos∠(the rule's update,
+    BPTT's gradient) per weight (left) and the angle between each forward weight and the
+    feedback matrix standing in for it (right).  Writes ``out`` (PNG) and a CSV beside it
+    (run, epoch, quantity, value); returns the rows."""
+    import csv
+    import tomllib
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .errors import SpikegradError
+
+    rows = []
+    for run in run_dirs:
+        history = _run_history(Path(run))
+        keys = [k for k in (history[0] if history else {}) if k.startswith("align_")]
+        if not keys:
+            raise SpikegradError(f"{run}: no alignment was logged (train with --set train.alignment=true)")
+        rule = "?"
+        config = Path(run) / "config.toml"
+        if config.is_file():
+            rule = tomllib.loads(config.read_text(encoding="utf-8")).get("train", {}).get("rule", "?")
+        for row in history:
+            for key in keys:
+                rows.append({"run": Path(run).name, "rule": rule, "epoch": row["epoch"], "quantity": key,
+                             "value": row.get(key)})
+    fig, (ax_cos, ax_ang) = plt.subplots(1, 2, figsize=(10, 3.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    for i, run in enumerate(runs):
+        mine = [r for r in rows if r["run"] == run]
+        for j, key in enumerate(dict.fromkeys(r["quantity"] for r in mine)):
+            pts = [(r["epoch"], r["value"]) for r in mine if r["quantity"] == key and r["value"] is not None]
+            if not pts:
+                continue
+            ax = ax_cos if key.startswith("align_cos/") else ax_ang
+            label = f"{run} ({mine[0]['rule']}): {key.split('/', 1)[1]}"
+            ax.plot(*zip(*pts), color=colors[i % len(colors)], ls=["-", "--", ":", "-."][j % 4], lw=1.3, label=label)
+    ax_cos.set_ylabel("cos ∠(update, BPTT gradient)")
+    ax_cos.set_ylim(-1.05, 1.05)
+    ax_cos.axhline(0, color="0.7", lw=0.6)
+    ax_ang.set_ylabel("∠(W, feedback matrix) (degrees)")
+    ax_ang.set_ylim(0, 180)
+    ax_ang.axhline(90, color="0.7", lw=0.6)
+    for ax in (ax_cos, ax_ang):
+        ax.set_xlabel("epoch")
+        if ax.lines:
+            ax.legend(fontsize=6, frameon=False)
+    ax_cos.set_title("alignment of the update with BPTT", fontsize=9)
+    ax_ang.set_title("weights vs their feedback matrices", fontsize=9)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+    csv_path = out.with_suffix(".csv")
+    with csv_path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=["run", "rule", "epoch", "quantity", "value"])
+        w.writeheader()
+        w.writerows(rows)
+    return {"png": out, "csv": csv_path, "rows": rows}

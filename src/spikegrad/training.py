@@ -400,6 +400,9 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
     model = init_model(cfg, splits, fresh=ckpt is None)
     loss = loss if loss is not None else make_loss(cfg)
     rule = rule if rule is not None else make_rule(cfg, lambda m, x, y: loss_and_record(m, x, y, cfg, loss))
+    if cfg.train.alignment and not hasattr(rule, "alignment"):
+        raise SpikegradError(f"train.alignment: rule {getattr(rule, 'name', type(rule).__name__)!r} does not "
+                             f"report how its updates align with BPTT's (it has no alignment method)")
     opt = make_optimizer(cfg, model)
     schedule = make_schedule(cfg, opt)
     select, metrics_of = loss.selection, loss.metrics
@@ -452,6 +455,8 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
                    "val_hidden_spikes_per_sample": val["hidden_spikes_per_sample"]}
             if schedule is not None:
                 row["lr"] = lr
+            if cfg.train.alignment:   # on the first validation batch, at the epoch's final weights
+                row.update(rule.alignment(model, next(iterate_batches(splits.val, cfg, cfg.train.batch_size))))
             row["seconds"] = time.perf_counter() - t0
             history.append(row)
             if out is not None:

@@ -11,11 +11,14 @@ optimizer (or sets ``.grad`` itself and calls ``optimizer.step()``), and returns
 batch's loss and the model's output for the loop's running metrics — or ``diverged=True``, with no
 update, when the loss is not finite.  Rules that keep state of their own (eligibility
 traces, feedback matrices) expose it with ``state_dict`` / ``load_state_dict`` so that
-checkpoints carry it; stateless rules need neither.
+checkpoints carry it; stateless rules need neither.  With ``train.alignment`` the loop
+asks the rule for ``alignment(model, batch) -> {name: value}`` once per epoch (on the
+first validation batch) and logs it: :func:`gradient_alignment` computes it.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple, Protocol
 
 import torch
@@ -58,3 +61,41 @@ def register_rule(name: str) -> Callable[[RuleFactory], RuleFactory]:
 def make_rule(cfg, objective: Objective) -> Rule:
     """The rule ``cfg.train.rule`` names, made from the config and the objective."""
     return RULES.get(cfg.train.rule)(cfg, objective)
+
+
+def gradient_alignment(model: torch.nn.Module, objective: Objective, batch, credit=None,
+                       feedback: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+    """How a rule's update lines up with BPTT's gradient at the same weights, on one batch.
+
+    ``credit``: the rule's :class:`~spikegrad.network.Credit` (None: BPTT itself).  Returns
+    ``align_cos/<parameter>``: cos∠(rule's gradient, BPTT's gradient) per parameter (1:
+    the same direction; NaN where either is zero), and with ``feedback`` (name → (forward
+    weight, feedback matrix)) ``align_angle/<name>``: the angle in degrees between each
+    forward weight and the feedback matrix that stands in for it (0: weight transport)."""
+    x, y = batch
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+    def grads(with_credit):
+        model.credit = with_credit
+        try:
+            loss, _, _ = objective(model, x, y)
+            return torch.autograd.grad(loss, [p for _, p in params], allow_unused=True)
+        finally:
+            model.credit = None
+
+    exact, rule = grads(None), grads(credit) if credit is not None else None
+    out = {}
+    for (name, _), a, b in zip(params, exact, rule if rule is not None else exact):
+        out[f"align_cos/{name}"] = _cosine(a, b)
+    for name, (w, b) in (feedback or {}).items():
+        c = _cosine(w, b)
+        out[f"align_angle/{name}"] = float("nan") if c != c else math.degrees(math.acos(max(-1.0, min(1.0, c))))
+    return out
+
+
+def _cosine(a: torch.Tensor | None, b: torch.Tensor | None) -> float:
+    if a is None or b is None:
+        return float("nan")
+    a, b = a.detach().double().flatten(), b.detach().double().flatten()
+    norm = float(a.norm() * b.norm())
+    return float(a @ b) / norm if norm > 0 else float("nan")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Objective, StepResult, register_rule
+from .base import Objective, StepResult, gradient_alignment, register_rule
 
 
 class BPTT:
@@ -30,6 +30,10 @@ class BPTT:
         loss.backward()
         optimizer.step()
         return StepResult(float(loss.detach()), output)
+
+    def alignment(self, model, batch) -> dict[str, float]:
+        """BPTT against itself: cos = 1 for every parameter with a gradient (the control)."""
+        return gradient_alignment(model, self.objective, batch)
 
 
 @register_rule("bptt")

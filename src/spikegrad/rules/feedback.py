@@ -34,7 +34,7 @@ import torch
 
 from ..dynamics.base import Feedback, feedback_matmul
 from ..errors import SpikegradError
-from .base import Objective, StepResult, register_rule
+from .base import Objective, StepResult, gradient_alignment, register_rule
 from .bptt import BPTT
 
 _SEED_TAG = 0xFA
@@ -96,6 +96,27 @@ class _Feedback(BPTT):
 
     def recurrent(self, index: int, weight: torch.Tensor):
         return Feedback(weight, self.matrices[f"C{index}"])
+
+    def alignment(self, model, batch) -> dict[str, float]:
+        """cos∠(this rule's gradient, BPTT's) per parameter, and ∠(W, B) per feedback matrix
+        that stands for a forward weight (B_l, C_l; dfa's H_l for the last layer)."""
+        self.ensure(model)
+        return gradient_alignment(model, self.objective, batch, self, self.standing_for(model))
+
+    def standing_for(self, model) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """name → (forward weight, its feedback matrix), where a matrix has a forward weight."""
+        head = model.output_layer if model.output_layer is not None else model.readout
+        top = len(model.layers)
+        out = {}
+        for name, matrix in self.matrices.items():
+            kind, k = name[0], int(name[1:])
+            if kind == "C":
+                out[name] = (model.layers[k].recurrent_weight, matrix)
+            elif kind == "B":
+                out[name] = ((head if k == top else model.layers[k]).weight, matrix)
+            elif kind == "H" and k == top - 1:
+                out[name] = (head.weight, matrix)
+        return out
 
 
 def _wanted_fa(model) -> dict:
@@ -180,7 +201,9 @@ class DirectFeedbackAlignment(_Feedback):
         return out
 
     def project(self, index: int, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return x.detach() @ weight.t()
+        # x detached: no error crosses between layers; the product is fa's (the same float
+        # arithmetic for W's gradient, so that with one hidden layer the two rules agree bit for bit)
+        return feedback_matmul(x.detach(), weight, weight)
 
     def output_input(self, h: torch.Tensor, spikes: Sequence[torch.Tensor]) -> torch.Tensor:
         feedback = tuple(self.matrices[f"H{k}"] for k in range(len(spikes)))

@@ -281,3 +281,43 @@ def test_a_rule_without_an_alignment_report_is_refused_when_asked_for_one():
 
     with pytest.raises(SpikegradError, match="train.alignment: rule 'quiet' does not report"):
         train(Config().with_overrides({**SMALL, "train.alignment": True}), rule=Quiet())
+
+
+def test_kolen_pollack_gives_each_feedback_matrix_its_weights_update_and_decays_both():
+    from spikegrad.training import loss_and_record
+
+    cfg = Config()
+    net = _net([10, 8], recurrent=True)
+    rule = FeedbackAlignment(lambda m, x, y: loss_and_record(m, x, y, cfg), kolen_pollack=0.1)
+    rule.ensure(net)
+    pairs = rule.standing_for(net)
+    b_before = {k: v.clone() for k, v in rule.matrices.items()}
+    w_before = {k: w.detach().clone() for k, (w, _) in pairs.items()}
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    stepped = {}
+    real_step = opt.step
+
+    def spy():
+        real_step()
+        stepped.update({k: w.detach().clone() for k, (w, _) in pairs.items()})
+
+    opt.step = spy
+    rule.step(net, _batch(), opt)
+    for name, (w, _) in pairs.items():
+        torch.testing.assert_close(rule.matrices[name], 0.9 * (b_before[name] + stepped[name] - w_before[name]),
+                                   rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(w.detach(), 0.9 * stepped[name], rtol=1e-12, atol=1e-14)
+
+
+def test_kolen_pollack_brings_the_feedback_into_line_with_the_weights(tmp_path):
+    angles = {}
+    for kp in (0.0, 0.01):
+        cfg = Config().with_overrides({**SMALL, "model.hidden": [32, 16], "train.epochs": 8, "train.rule": "fa",
+                                       "train.alignment": True, "train.kolen_pollack": kp})
+        train(cfg, tmp_path / str(kp))
+        rows = [json.loads(line) for line in (tmp_path / str(kp) / "metrics.jsonl").read_text().splitlines()]
+        angles[kp] = [row["align_angle/B2"] for row in rows]
+    assert abs(angles[0.0][-1] - angles[0.0][0]) < 5                # plain fa: B stays where it was drawn
+    assert angles[0.01][-1] < angles[0.01][0] - 30                  # Kolen–Pollack: B comes to W
+    with pytest.raises(SpikegradError, match="use it with train.rule 'fa'"):
+        train(Config().with_overrides({**SMALL, "train.rule": "dfa", "train.kolen_pollack": 0.01}))

@@ -23,6 +23,14 @@ drawn once from U(−a/√fan_in, a/√fan_in) — the distribution of the forwa
 initialisation, so that errors start with BPTT's magnitude and BPTT's learning rate
 applies — with a = ``train.feedback_scale`` (default 1) and a generator seeded by
 ``train.seed``; they are saved in every checkpoint and restored on resume.
+
+Kolen–Pollack (``fa`` with ``train.kolen_pollack`` = λ > 0; Akrout et al. 2019): after every
+step each feedback matrix gets the update its forward weight got, and both decay,
+
+    B ← (1 − λ)(B + ΔW),   W ← (1 − λ) W,
+
+so B − W shrinks by (1 − λ) per step and the feedback comes to equal the weights it
+stands for without transporting them.
 """
 
 from __future__ import annotations
@@ -44,11 +52,13 @@ class _Feedback(BPTT):
     """Shared: the matrices (made on the first step from the model's shapes), their state,
     and the step — BPTT's step with the rule's :class:`~spikegrad.network.Credit` installed."""
 
-    def __init__(self, objective: Objective, scale: float = 1.0, seed: int = 0):
+    def __init__(self, objective: Objective, scale: float = 1.0, seed: int = 0, kolen_pollack: float = 0.0):
         super().__init__(objective)
         if not (math.isfinite(scale) and scale > 0):
             raise SpikegradError(f"train.feedback_scale must be > 0, got {scale!r}")
-        self.scale, self.seed = float(scale), int(seed)
+        if not (math.isfinite(kolen_pollack) and 0 <= kolen_pollack < 1):
+            raise SpikegradError(f"train.kolen_pollack must lie in [0, 1), got {kolen_pollack!r}")
+        self.scale, self.seed, self.kp_decay = float(scale), int(seed), float(kolen_pollack)
         self.matrices: dict[str, torch.Tensor] = {}
 
     # -- matrices ----------------------------------------------------------------------
@@ -88,11 +98,25 @@ class _Feedback(BPTT):
     # -- the step ----------------------------------------------------------------------
     def step(self, model, batch, optimizer) -> StepResult:
         self.ensure(model)
+        pairs = self.standing_for(model) if self.kp_decay else {}
+        before = {name: w.detach().clone() for name, (w, _) in pairs.items()}
         model.credit = self
         try:
-            return super().step(model, batch, optimizer)
+            result = super().step(model, batch, optimizer)
         finally:
             model.credit = None
+        if pairs and not result.diverged:
+            self._kolen_pollack(pairs, before)
+        return result
+
+    @torch.no_grad()
+    def _kolen_pollack(self, pairs, before) -> None:
+        """Kolen–Pollack (Akrout et al. 2019): each feedback matrix gets the update its
+        forward weight just got, B ← B + (W_new − W_old); then both decay by (1 − λ)."""
+        keep = 1.0 - self.kp_decay
+        for name, (w, b) in pairs.items():
+            self.matrices[name] = (b + (w.detach() - before[name])) * keep
+            w.mul_(keep)
 
     def recurrent(self, index: int, weight: torch.Tensor):
         return Feedback(weight, self.matrices[f"C{index}"])
@@ -219,10 +243,13 @@ def _check_arch(cfg, rule: str) -> None:
 @register_rule("fa")
 def _fa(cfg, objective: Objective) -> FeedbackAlignment:
     _check_arch(cfg, "fa")
-    return FeedbackAlignment(objective, cfg.train.feedback_scale, cfg.train.seed)
+    return FeedbackAlignment(objective, cfg.train.feedback_scale, cfg.train.seed, cfg.train.kolen_pollack)
 
 
 @register_rule("dfa")
 def _dfa(cfg, objective: Objective) -> DirectFeedbackAlignment:
     _check_arch(cfg, "dfa")
+    if cfg.train.kolen_pollack:
+        raise SpikegradError("train.kolen_pollack updates feedback matrices that stand for forward weights; "
+                             "dfa's H_l (but the last) stand for none: use it with train.rule 'fa'")
     return DirectFeedbackAlignment(objective, cfg.train.feedback_scale, cfg.train.seed)

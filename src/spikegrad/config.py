@@ -145,8 +145,9 @@ class TrainConfig:
     threads: int = 0                   # torch threads; 0 leaves torch's default
     device: str = "auto"               # "auto" (cuda if available), "cpu", "cuda", "cuda:1", …
     init_from: str = ""                # start from these weights: a run folder or a .safetensors file
-    rule: str = "bptt"                 # learning rule (spikegrad.rules.RULES): "bptt", "fa", "dfa"
+    rule: str = "bptt"                 # learning rule (spikegrad.rules.RULES): "bptt", "fa", "dfa", "dcll"
     alignment: bool = False            # log per epoch: cos∠(rule's update, BPTT's gradient), ∠(W, feedback)
+    dcll_burn_in_ms: float = 10.0      # dcll: no local loss before this time
     kolen_pollack: float = 0.0         # fa: > 0 turns on Kolen–Pollack with this decay λ per step (0: off)
     feedback_scale: float = 1.0        # fa, dfa: random feedback matrices ~ U(±scale/√fan_in), the forward init's range
     loss: str = "cross_entropy"        # loss (spikegrad.losses.LOSSES): "cross_entropy", "van_rossum"
@@ -275,6 +276,8 @@ class Config:
             raise RULES.unknown(t.rule, "train.rule")
         if not (math.isfinite(t.feedback_scale) and t.feedback_scale > 0):
             raise SpikegradError(f"train.feedback_scale must be > 0, got {t.feedback_scale}")
+        if not (math.isfinite(t.dcll_burn_in_ms) and t.dcll_burn_in_ms >= 0):
+            raise SpikegradError(f"train.dcll_burn_in_ms must be ≥ 0, got {t.dcll_burn_in_ms}")
         if not (math.isfinite(t.kolen_pollack) and 0 <= t.kolen_pollack < 1):
             raise SpikegradError(f"train.kolen_pollack must lie in [0, 1), got {t.kolen_pollack}")
         if t.loss not in LOSSES:

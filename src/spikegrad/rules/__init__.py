@@ -1,8 +1,10 @@
 """Learning rules (:mod:`.base`: the protocol and the registry; :mod:`.bptt`: BPTT;
-:mod:`.feedback`: feedback alignment and direct feedback alignment)."""
+:mod:`.feedback`: feedback alignment and direct feedback alignment; :mod:`.dcll`: local
+errors)."""
 
 from .base import RULES, Rule, StepResult, make_rule, register_rule
 from .bptt import BPTT
+from .dcll import DCLL
 from .feedback import DirectFeedbackAlignment, FeedbackAlignment
 
-__all__ = ["BPTT", "DirectFeedbackAlignment", "FeedbackAlignment", "RULES", "Rule", "StepResult", "make_rule", "register_rule"]
+__all__ = ["BPTT", "DCLL", "DirectFeedbackAlignment", "FeedbackAlignment", "RULES", "Rule", "StepResult", "make_rule", "register_rule"]

@@ -138,3 +138,15 @@ def test_dcll_trains_by_name():
     metrics = train(Config().with_overrides({**small, "train.rule": "dcll"}))
     assert metrics["val_accuracy"] > 0.5                                   # 3 classes: chance is 1/3
     assert math.isfinite(metrics["test_loss"])
+
+
+def test_events_and_dense_input_give_the_same_update():
+    from spikegrad import EventBatch
+
+    net = _net(LIFParams(), recurrent=True)
+    rule = DCLL(burn_in=5)
+    x, y = _batch()
+    dense, _, _ = rule.gradients(net, x, y)
+    events, _, _ = rule.gradients(net, EventBatch.from_dense(x), y)
+    for name in dense:
+        assert torch.equal(dense[name], events[name]), name

@@ -90,12 +90,13 @@ class DCLL:
     def gradients(self, model, x, y) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """(gradient per parameter name, logits, task loss) for one batch, step by step."""
         self.ensure(model)
-        x = x.to_dense() if hasattr(x, "to_dense") else x
+        at = _steps_of(x)
         batch, steps, _ = x.shape
+        like = model.readout.weight
         layers, ro = list(model.layers), model.readout
         n0 = min(self.burn_in, steps)
         local_steps = max(steps - n0, 1)
-        onehot = F.one_hot(y, ro.weight.shape[0]).to(x.dtype)
+        onehot = F.one_hot(y, ro.weight.shape[0]).to(like.dtype)
         grads = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
         carried = []
         with torch.no_grad():
@@ -104,19 +105,19 @@ class DCLL:
                 p = layer.params
                 model_k = model_of(p)
                 n_in, n = layer.weight.shape[1], layer.weight.shape[0]
-                state = model_k.initial_state(x.new_zeros(batch, 1, n), p)
-                run = {"p": p, "model": model_k, "state": state, "q": x.new_zeros(batch, n_in),
-                       "P": x.new_zeros(batch, n_in), "surrogate": get_surrogate(p.surrogate), "k": k}
+                state = model_k.initial_state(like.new_zeros(batch, 1, n), p)
+                run = {"p": p, "model": model_k, "state": state, "q": like.new_zeros(batch, n_in),
+                       "P": like.new_zeros(batch, n_in), "surrogate": get_surrogate(p.surrogate), "k": k}
                 if layer.recurrent_weight is not None:
-                    run["q_rec"], run["P_rec"] = x.new_zeros(batch, n), x.new_zeros(batch, n)
+                    run["q_rec"], run["P_rec"] = like.new_zeros(batch, n), like.new_zeros(batch, n)
                 runs.append(run)
             start = steps - ro.window if ro.window else 0
             n_last = layers[-1].weight.shape[0]
-            i_out, e = x.new_zeros(batch, n_last), x.new_zeros(batch, n_last)
-            acc = _Reduction(ro.reduction, batch, ro.weight.shape[0], n_last, x)
+            i_out, e = like.new_zeros(batch, n_last), like.new_zeros(batch, n_last)
+            acc = _Reduction(ro.reduction)
             local = [0.0] * len(layers)
             for n in range(steps):
-                inp = x[:, n]
+                inp = at(n)
                 for run, layer in zip(runs, layers):
                     p, state = run["p"], run["state"]
                     v = layer.recurrent_weight
@@ -164,10 +165,31 @@ class DCLL:
         return StepResult(float(loss), logits)
 
 
+def _steps_of(x):
+    """``at(n)``: the input at step n, [batch, inputs].  An EventBatch stays events (sorted by
+    step once), so the input held is O(events), not O(batch · T · inputs)."""
+    if not hasattr(x, "rows"):
+        return lambda n: x[:, n]
+    batch, steps, n_in = x.shape
+    rows = x.rows()
+    t, b = rows % steps, rows // steps
+    order = torch.argsort(t, stable=True)
+    t, b, idx, val = t[order], b[order], x.idx[order].long(), x.val[order]
+    bounds = torch.searchsorted(t, torch.arange(steps + 1, device=t.device)).tolist()
+
+    def at(n):
+        out = val.new_zeros(batch, n_in)
+        lo, hi = bounds[n], bounds[n + 1]
+        out[b[lo:hi], idx[lo:hi]] = val[lo:hi]
+        return out
+
+    return at
+
+
 class _Reduction:
     """The readout's reduction over time, kept online with the eligibility it reads."""
 
-    def __init__(self, kind: str, batch: int, classes: int, n: int, like: torch.Tensor):
+    def __init__(self, kind: str):
         if kind not in ("max", "sum", "mean", "last"):
             raise SpikegradError(f"rule 'dcll' carries the readout's gradient forward for the max, sum, mean and "
                                  f"last readouts, not {kind!r}")

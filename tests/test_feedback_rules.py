@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikegrad import SNN, Config, LIFParams, SpikegradError, train
+from spikegrad import SNN, ALIFParams, Config, LIFParams, SpikegradError, train
 from spikegrad.dynamics import scan
 from spikegrad.dynamics.base import feedback_matmul
 from spikegrad.neurons import leaky_readout
@@ -21,9 +21,12 @@ TINY = {"data.randman.classes": 3, "data.randman.train_per_class": 40, "data.ran
 
 
 def _net(hidden, recurrent=False, readout="max", output="readout", reset="zero", detach_reset=True,
-         recurrent_grad="prop", readout_steps=0, backend="auto"):
+         recurrent_grad="prop", readout_steps=0, backend="auto", neuron="lif"):
     torch.manual_seed(3)
     params = LIFParams(reset=reset, detach_reset=detach_reset, recurrent_grad=recurrent_grad)
+    if neuron == "alif":
+        params = ALIFParams(reset=reset, detach_reset=detach_reset, recurrent_grad=recurrent_grad,
+                            tau_adapt=0.05, beta_adapt=0.5)
     net = SNN(12, hidden, 3, params, recurrent=recurrent, readout=readout, output=output,
               readout_steps=readout_steps, backend=backend).double()
     with torch.no_grad():
@@ -81,6 +84,7 @@ CASES = [
     dict(hidden=[10, 8], recurrent=True, readout="sum"), dict(hidden=[10], recurrent=True, recurrent_grad="ctl"),
     dict(hidden=[10], reset="subtract", detach_reset=False, readout="last"),
     dict(hidden=[10, 8], output="spikes"), dict(hidden=[10], recurrent=True, readout_steps=6),
+    dict(hidden=[10, 8], recurrent=True, neuron="alif"),
 ]
 
 

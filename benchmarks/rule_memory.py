@@ -1,19 +1,21 @@
 """Peak memory of training steps per learning rule at T, 2T, 4T steps: one fresh process per
 point, resident memory over a baseline taken after the data and the model are loaded.
 
-    python benchmarks/rule_memory.py [--rules bptt,fa,dfa,dcll] [--factors 1,2,4] [--steps 5]
+    python benchmarks/rule_memory.py [--rules bptt,fa,dfa,dcll] [--factors 1,2,4] [--steps 5] [--repeats 3]
 
 Each point runs ``--steps`` training steps (their input batches made before the baseline) of the default Randman network (one hidden layer
 of 128, batch 250, spiking input as an EventBatch) with n_steps = factor × 70 and Δt = 1 ms
 (the input's spikes all fall in the first 50 ms, so only the window grows).  The peak is
-Linux's VmHWM after resetting it (``/proc/self/clear_refs``) at the baseline; prints one
-JSON line per point and a table.
+Linux's VmHWM after resetting it (``/proc/self/clear_refs``) at the baseline; each point
+runs ``--repeats`` fresh processes (the allocator makes a few MB of noise) and the table
+gives their median; prints one JSON line per process and the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 
@@ -59,6 +61,7 @@ def main() -> None:
     ap.add_argument("--rules", default="bptt,fa,dfa,dcll")
     ap.add_argument("--factors", default="1,2,4")
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--point", nargs=2, metavar=("RULE", "FACTOR"))
     args = ap.parse_args()
     if args.point:
@@ -67,13 +70,17 @@ def main() -> None:
     rows = []
     for rule in args.rules.split(","):
         for factor in [int(f) for f in args.factors.split(",")]:
-            out = subprocess.run([sys.executable, __file__, "--point", rule, str(factor), "--steps", str(args.steps)],
-                                 capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-            print(out, flush=True)
-            rows.append(json.loads(out))
-    print(f"{'rule':6} {'T':>5} {'over baseline (MB)':>20}")
+            runs = []
+            for _ in range(args.repeats):
+                out = subprocess.run([sys.executable, __file__, "--point", rule, str(factor), "--steps",
+                                      str(args.steps)], capture_output=True, text=True, check=True)
+                line = out.stdout.strip().splitlines()[-1]
+                print(line, flush=True)
+                runs.append(json.loads(line)["over_baseline_mb"])
+            rows.append({"rule": rule, "n_steps": 70 * factor, "median": statistics.median(runs), "runs": runs})
+    print(f"{'rule':6} {'T':>5} {'over baseline, MB (median)':>28}  runs")
     for r in rows:
-        print(f"{r['rule']:6} {r['n_steps']:5d} {r['over_baseline_mb']:20.1f}")
+        print(f"{r['rule']:6} {r['n_steps']:5d} {r['median']:28.1f}  {', '.join(f'{v:.1f}' for v in r['runs'])}")
 
 
 if __name__ == "__main__":

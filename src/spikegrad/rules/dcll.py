@@ -166,21 +166,23 @@ class DCLL:
 
 
 def _steps_of(x):
-    """``at(n)``: the input at step n, [batch, inputs].  An EventBatch stays events (sorted by
-    step once), so the input held is O(events), not O(batch · T · inputs)."""
-    if not hasattr(x, "rows"):
+    """``at(n)``: the input at step n, [batch, inputs].  An EventBatch stays events: step n's
+    rows are read through the CSR row pointer, so nothing of size batch · T is made."""
+    if not hasattr(x, "ptr"):
         return lambda n: x[:, n]
     batch, steps, n_in = x.shape
-    rows = x.rows()
-    t, b = rows % steps, rows // steps
-    order = torch.argsort(t, stable=True)
-    t, b, idx, val = t[order], b[order], x.idx[order].long(), x.val[order]
-    bounds = torch.searchsorted(t, torch.arange(steps + 1, device=t.device)).tolist()
+    ptr, idx, val = x.ptr, x.idx.long(), x.val
+    first_rows = torch.arange(batch, device=ptr.device) * steps
 
     def at(n):
+        lo, hi = ptr[first_rows + n], ptr[first_rows + n + 1]
+        counts = hi - lo
+        b = torch.repeat_interleave(torch.arange(batch, device=ptr.device), counts)
+        within = torch.arange(int(counts.sum()), device=ptr.device) - torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts)
+        pos = torch.repeat_interleave(lo, counts) + within
         out = val.new_zeros(batch, n_in)
-        lo, hi = bounds[n], bounds[n + 1]
-        out[b[lo:hi], idx[lo:hi]] = val[lo:hi]
+        out[b, idx[pos]] = val[pos]
         return out
 
     return at

@@ -98,7 +98,7 @@ def train(
     surrogate: Optional[str] = typer.Option(None, help="superspike, superspike-asym, sigmoid, esser, true."),
     beta: Optional[float] = typer.Option(None, help="Surrogate slope β."),
     lr: Optional[float] = typer.Option(None, help="Learning rate."),
-    rule: Optional[str] = typer.Option(None, help="Learning rule (spikegrad.rules): bptt, fa (feedback alignment), dfa (direct FA), dcll (local errors)."),
+    rule: Optional[str] = typer.Option(None, help="Learning rule (spikegrad.rules): bptt, fa (feedback alignment), dfa (direct FA), dcll (local errors), rtrl (forward-mode, exact)."),
     loss: Optional[str] = typer.Option(None, help="Loss (spikegrad.losses): cross_entropy, van_rossum."),
     optimizer: Optional[str] = typer.Option(None, help="adam (default), adamw or sgd."),
     schedule: Optional[str] = typer.Option(None, help="Learning rate per epoch: constant (default), cosine, step."),

@@ -145,7 +145,7 @@ class TrainConfig:
     threads: int = 0                   # torch threads; 0 leaves torch's default
     device: str = "auto"               # "auto" (cuda if available), "cpu", "cuda", "cuda:1", …
     init_from: str = ""                # start from these weights: a run folder or a .safetensors file
-    rule: str = "bptt"                 # learning rule (spikegrad.rules.RULES): "bptt", "fa", "dfa", "dcll"
+    rule: str = "bptt"                 # learning rule (spikegrad.rules.RULES): "bptt", "fa", "dfa", "dcll", "rtrl"
     alignment: bool = False            # log per epoch: cos∠(rule's update, BPTT's gradient), ∠(W, feedback)
     dcll_burn_in_ms: float = 10.0      # dcll: no local loss before this time
     kolen_pollack: float = 0.0         # fa: > 0 turns on Kolen–Pollack with this decay λ per step (0: off)

@@ -219,3 +219,27 @@ def _csr_torch(xf: torch.Tensor):
     ptr = torch.zeros(m + 1, dtype=torch.int64, device=xf.device)
     ptr[1:] = counts.cumsum(0)
     return ptr, (flat - rows * n_in).to(torch.int32), xf.reshape(-1)[flat]
+
+
+def step_reader(x):
+    """``at(n)``: the input at step n, [batch, inputs], of a dense [batch, time, inputs] tensor
+    or an :class:`EventBatch` — which stays events: step n's rows are read through the CSR
+    row pointer, so nothing of size batch · T is made (for rules that run step by step)."""
+    if not isinstance(x, EventBatch):
+        return lambda n: x[:, n]
+    batch, steps, n_in = x.shape
+    ptr, idx, val = x.ptr, x.idx.long(), x.val
+    first_rows = torch.arange(batch, device=ptr.device) * steps
+
+    def at(n):
+        lo, hi = ptr[first_rows + n], ptr[first_rows + n + 1]
+        counts = hi - lo
+        b = torch.repeat_interleave(torch.arange(batch, device=ptr.device), counts)
+        within = torch.arange(int(counts.sum()), device=ptr.device) - torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts)
+        pos = torch.repeat_interleave(lo, counts) + within
+        out = val.new_zeros(batch, n_in)
+        out[b, idx[pos]] = val[pos]
+        return out
+
+    return at

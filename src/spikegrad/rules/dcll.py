@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from ..dynamics import model_of
 from ..errors import SpikegradError
+from ..events import step_reader
 from ..surrogates import get_surrogate
 from .base import Objective, StepResult, register_rule
 
@@ -90,7 +91,7 @@ class DCLL:
     def gradients(self, model, x, y) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """(gradient per parameter name, logits, task loss) for one batch, step by step."""
         self.ensure(model)
-        at = _steps_of(x)
+        at = step_reader(x)
         batch, steps, _ = x.shape
         like = model.readout.weight
         layers, ro = list(model.layers), model.readout
@@ -163,29 +164,6 @@ class DCLL:
             p.grad = grads[name]
         optimizer.step()
         return StepResult(float(loss), logits)
-
-
-def _steps_of(x):
-    """``at(n)``: the input at step n, [batch, inputs].  An EventBatch stays events: step n's
-    rows are read through the CSR row pointer, so nothing of size batch · T is made."""
-    if not hasattr(x, "ptr"):
-        return lambda n: x[:, n]
-    batch, steps, n_in = x.shape
-    ptr, idx, val = x.ptr, x.idx.long(), x.val
-    first_rows = torch.arange(batch, device=ptr.device) * steps
-
-    def at(n):
-        lo, hi = ptr[first_rows + n], ptr[first_rows + n + 1]
-        counts = hi - lo
-        b = torch.repeat_interleave(torch.arange(batch, device=ptr.device), counts)
-        within = torch.arange(int(counts.sum()), device=ptr.device) - torch.repeat_interleave(
-            torch.cumsum(counts, 0) - counts, counts)
-        pos = torch.repeat_interleave(lo, counts) + within
-        out = val.new_zeros(batch, n_in)
-        out[b, idx[pos]] = val[pos]
-        return out
-
-    return at
 
 
 class _Reduction:

@@ -1,5 +1,6 @@
 """Exact forward-mode gradients (rtrl): BPTT's gradient, computed forward in time, for every
-reset switch, 1 and 2 hidden layers, every readout and response windows (float64); the
+reset switch, feed-forward and recurrent (Prop, Ctl), 1–3 hidden layers, every readout and
+response windows (float64); the
 hand-written recursion against torch.func.jvp through the reference scan; the state carried
 from step to step the same size at T and 4T; one-line refusals."""
 
@@ -13,13 +14,15 @@ from spikegrad.losses import CrossEntropy
 from spikegrad.rules import RTRL
 
 
-def _net(hidden, readout="max", reset="zero", detach_reset=True, window=0, surrogate="superspike"):
+def _net(hidden, readout="max", reset="zero", detach_reset=True, window=0, surrogate="superspike",
+         recurrent=False, recurrent_grad="prop"):
     torch.manual_seed(6)
-    params = LIFParams(reset=reset, detach_reset=detach_reset, surrogate=surrogate)
-    net = SNN(9, list(hidden), 3, params, readout=readout, readout_steps=window, backend="reference").double()
+    params = LIFParams(reset=reset, detach_reset=detach_reset, surrogate=surrogate, recurrent_grad=recurrent_grad)
+    net = SNN(9, list(hidden), 3, params, recurrent=recurrent, readout=readout, readout_steps=window,
+              backend="reference").double()
     with torch.no_grad():
-        for layer in net.layers:
-            layer.weight.mul_(6.0)
+        for k, layer in enumerate(net.layers):
+            layer.weight.mul_(6.0 if k == 0 else 12.0)          # every layer spikes
     return net
 
 
@@ -40,7 +43,11 @@ CASES = [dict(hidden=[7]), dict(hidden=[7], readout="sum"), dict(hidden=[7], rea
          dict(hidden=[7, 5]), dict(hidden=[7, 5], readout="sum", detach_reset=False),
          dict(hidden=[7, 5], reset="subtract", detach_reset=False, readout="last"),
          dict(hidden=[7, 5, 4]), dict(hidden=[7], window=6), dict(hidden=[7, 5], readout="mean", window=6),
-         dict(hidden=[7], surrogate="sigmoid")]
+         dict(hidden=[7], surrogate="sigmoid"), dict(hidden=[7], recurrent=True),
+         dict(hidden=[7], recurrent=True, recurrent_grad="ctl"),
+         dict(hidden=[7], recurrent=True, reset="subtract", detach_reset=False, readout="sum"),
+         dict(hidden=[7, 5], recurrent=True), dict(hidden=[7, 5], recurrent=True, detach_reset=False, readout="last"),
+         dict(hidden=[7, 5], recurrent=True, recurrent_grad="ctl", window=6)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
@@ -112,7 +119,6 @@ def test_the_state_carried_between_steps_does_not_grow_with_t():
 
 
 @pytest.mark.parametrize("override, message", [
-    ({"model.recurrent": True}, "feed-forward layers so far"),
     ({"model.neuron": "alif"}, "LIF layers so far"),
     ({"regularizer.upper_strength": 0.1}, "activity regulariser"),
     ({"model.output": "spikes", "model.readout": "sum"}, "with the leaky readout"),
@@ -126,7 +132,12 @@ def test_what_rtrl_does_not_take_is_one_clear_error(override, message):
 
 
 def test_a_state_that_would_not_fit_is_refused():
-    net = _net([7, 5])
+    net = _net([7, 5], recurrent=True)
     x, y = _batch()
-    with pytest.raises(SpikegradError, match="would carry .* GiB of sensitivities per step"):
+    with pytest.raises(SpikegradError, match=r"would carry .* GiB of sensitivities per step \(batch 4, layers "
+                                             r"\[9, 7, 5\], recurrent\)"):
         RTRL(loss=CrossEntropy(), max_bytes=1000).gradients(net, x, y)
+    cfg = Config().with_overrides({"model.recurrent": True, "model.hidden": [256], "train.rule": "rtrl",
+                                   "train.epochs": 1})
+    with pytest.raises(SpikegradError, match="GiB of sensitivities"):     # 250 × 256³ × 2 × 4 B ≈ 31 GiB
+        train(cfg)

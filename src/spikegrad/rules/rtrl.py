@@ -16,6 +16,11 @@ k above layer l carries the sensitivities of its own state to W_l, [batch, N_k, 
     J[n+1] = β_syn J[n] + W_k ∂S_{k−1}[n]/∂W_l,   M[n+1] = a (β_mem M + g J[n]) + c M,
     ∂S_k[n]/∂W_l = σ′_k[n] M[n].
 
+A recurrent layer (I[n+1] = β_syn I + W x + V S[n]) needs per-neuron sensitivities to its
+own W and V, [batch, N, N, N_in] and [batch, N, N, N] (O(N³) per sample): with Prop, V
+∂S[n]/∂θ adds to ∂I[n+1]/∂θ (Ctl: S is detached inside V·S, no such term), and θ's own
+row adds x[n] (for W) or S[n] (for V) to neuron i's current.
+
 The leaky readout is linear and time-invariant, so its filter is applied once, to the
 error: a spike S_L,i[n] reaches U_out,c[m] with weight W_out,ci κ(m − n), κ the readout's
 impulse response (κ(d) = g_out Σ_{k=0}^{d−2} β_out^{d−2−k} β_syn,out^k, d ≥ 2).  The
@@ -32,11 +37,11 @@ sensitivities); memory stays independent of T (:attr:`RTRL.carried` counts the n
 carried from step to step).  The hand-written recursion is tested against BPTT (float64)
 and against ``torch.func.jvp`` through the reference scan on tiny cases.
 
-Takes feed-forward LIF networks with any number of hidden layers, every reset switch, the
-max/sum/mean/last readouts and response windows, and any loss of the logits; refuses with
-one line what it does not take yet (recurrent layers — their per-neuron sensitivities are
-O(N³) —, ALIF, learnable time constants, the activity regulariser, spiking output layers)
-and a sensitivity state that would not fit in memory.
+Takes LIF networks with any number of hidden layers, feed-forward and recurrent (Prop and
+Ctl), every reset switch, the max/sum/mean/last readouts and response windows, and any
+loss of the logits; refuses with one line what it does not take yet (ALIF, learnable time
+constants, the activity regulariser, spiking output layers) and a sensitivity state above
+``max_bytes`` (4 GiB by default; the error names the size).
 """
 
 from __future__ import annotations
@@ -80,25 +85,24 @@ class RTRL:
         if not isinstance(model, SNN) or model.readout is None or not model.layers:
             raise SpikegradError("rule 'rtrl' trains eq. 4.1 networks with at least one hidden layer and the leaky "
                                  "readout (model.arch 'snn', model.output 'readout')")
-        for k, layer in enumerate(model.layers):
+        for layer in model.layers:
             p = layer.params
-            if layer.recurrent_weight is not None:
-                raise SpikegradError("rule 'rtrl' takes feed-forward layers so far (recurrent layers need "
-                                     "per-neuron sensitivities, O(N³)); use model.recurrent = false")
             if type(p) is not LIFParams:
                 raise SpikegradError(f"rule 'rtrl' takes LIF layers so far, not {type(p).__name__}")
             if p.tensor_fields:
                 raise SpikegradError("rule 'rtrl' takes float neuron parameters, not learnable time constants")
-        sizes = [model.layers[0].weight.shape[1], *[layer.weight.shape[0] for layer in model.layers]]
         need = 0
-        for l in range(len(model.layers)):
-            per = sizes[l] * sizes[l + 1]
-            need += per * (1 + 2 * sum(sizes[k + 1] for k in range(l + 1, len(model.layers))))
+        for name, l, kind, shape in self._parameters(model):
+            for k in range(l, len(model.layers)):
+                n_k = model.layers[k].weight.shape[0]
+                need += math.prod(shape) * (1 if self._compact(model, l, kind, k) else 2 * n_k)
         need *= batch * model.readout.weight.element_size()
         if need > self.max_bytes:
+            sizes = [model.layers[0].weight.shape[1], *[layer.weight.shape[0] for layer in model.layers]]
             raise SpikegradError(f"rule 'rtrl' would carry {need / 2**30:.1f} GiB of sensitivities per step "
-                                 f"(batch {batch}, layers {sizes}), more than {self.max_bytes / 2**30:.1f} GiB; "
-                                 f"use a smaller batch or fewer/smaller layers")
+                                 f"(batch {batch}, layers {sizes}"
+                                 f"{', recurrent' if any(x.recurrent_weight is not None for x in model.layers) else ''}), "
+                                 f"more than {self.max_bytes / 2**30:.1f} GiB; use a smaller batch or fewer/smaller layers")
 
     # -- the two passes --------------------------------------------------------------------
     def _layers_step(self, model, states, inp):
@@ -106,7 +110,7 @@ class RTRL:
         out = []
         for k, layer in enumerate(model.layers):
             p = layer.params
-            s, new = model_of(p).step(inp @ layer.weight.t(), states[k], None, p)
+            s, new = model_of(p).step(inp @ layer.weight.t(), states[k], layer.recurrent_weight, p)
             out.append((inp, s, states[k]))
             states[k] = new
             inp = s
@@ -159,6 +163,21 @@ class RTRL:
             grads = self._pass2(model, x, dz, arg)
         return grads, logits, loss_value.detach()
 
+    @staticmethod
+    def _parameters(model):
+        """(name, layer, kind, shape) of every weight the hidden layers hold, bottom up."""
+        out = []
+        for l, layer in enumerate(model.layers):
+            out.append((f"layers.{l}.weight", l, "W", tuple(layer.weight.shape)))
+            if layer.recurrent_weight is not None:
+                out.append((f"layers.{l}.recurrent_weight", l, "V", tuple(layer.recurrent_weight.shape)))
+        return out
+
+    @staticmethod
+    def _compact(model, l: int, kind: str, k: int) -> bool:
+        """A feed-forward layer's sensitivity to its own W is kept compact, [B, N, N_in]."""
+        return kind == "W" and k == l and model.layers[l].recurrent_weight is None
+
     def _pass2(self, model, x, dz, arg):
         ro, at = model.readout, step_reader(x)
         batch, steps, _ = x.shape
@@ -170,14 +189,17 @@ class RTRL:
         cum = torch.cumsum(kappa, 0)
         states = self._initial(model, like, batch)
         q = [like.new_zeros(batch, layer.weight.shape[1]) for layer in layers]
-        E = [like.new_zeros(batch, layer.weight.shape[0], layer.weight.shape[1]) for layer in layers]
-        J = {(k, l): like.new_zeros(batch, layers[k].weight.shape[0], *layers[l].weight.shape)
-             for l in range(L) for k in range(l + 1, L)}
-        M = {key: torch.zeros_like(v) for key, v in J.items()}
-        grads = {f"layers.{l}.weight": torch.zeros_like(layer.weight) for l, layer in enumerate(layers)}
+        params = self._parameters(model)
+        sens = {}                       # (layer k, parameter) → {"E"} compact or {"J", "M"}: ∂I_k, ∂U_k
+        for name, l, kind, shape in params:
+            for k in range(l, L):
+                n_k = layers[k].weight.shape[0]
+                if self._compact(model, l, kind, k):
+                    sens[(k, name)] = {"E": like.new_zeros(batch, *shape)}
+                else:
+                    sens[(k, name)] = {"J": like.new_zeros(batch, n_k, *shape), "M": like.new_zeros(batch, n_k, *shape)}
+        grads = {name: like.new_zeros(shape) for name, _, _, shape in params}
         grads["readout.weight"] = torch.zeros_like(ro.weight)
-        for name, _ in model.named_parameters():
-            grads.setdefault(name, None)
         count = steps - start
         for n in range(steps):
             ran = self._layers_step(model, states, at(n))
@@ -193,7 +215,12 @@ class RTRL:
                 else:
                     a.append(None)
                     c.append(None if p.detach_reset else -d)
-            # ∂S_k[n]/∂W_l for k = L−1 (what the readout reads), and the error λ[n]
+            # ∂S_k[n]/∂θ for every layer and parameter below it
+            dS = {}
+            for (k, name), t in sens.items():
+                dS[(k, name)] = (sig[k].unsqueeze(2) * t["E"] if "E" in t
+                                 else sig[k].reshape(*sig[k].shape, *([1] * (t["M"].dim() - 2))) * t["M"])
+            # the error λ[n] at the last layer's spikes, and the gradients it gives at step n
             if n >= start:
                 if ro.reduction == "max":
                     A = kappa[(arg - n).clamp(min=0)] * (arg >= n)
@@ -202,28 +229,35 @@ class RTRL:
                 else:
                     A = kappa[steps - 1 - n].expand_as(dz)
                 err = dz * A                                                   # [B, C]
-                lam = (err @ ro.weight) * sig[L - 1]                           # [B, N_L]
+                lam = err @ ro.weight                                          # [B, N_L]
                 grads["readout.weight"] += err.t() @ ran[L - 1][1]
-                grads[f"layers.{L - 1}.weight"] += torch.einsum("bi,bij->ij", lam, E[L - 1])
-                for l in range(L - 1):
-                    grads[f"layers.{l}.weight"] += torch.einsum("bk,bkij->ij", lam, M[(L - 1, l)])
-            # carry the sensitivities to step n + 1 (every layer from the bottom up)
-            dS = {}
-            for l in range(L):
-                dS[(l, l)] = sig[l].unsqueeze(2) * E[l]
-                for k in range(l + 1, L):
-                    dS[(k, l)] = sig[k][:, :, None, None] * M[(k, l)]
+                for name, l, kind, _ in params:
+                    t = dS[(L - 1, name)]
+                    grads[name] += (torch.einsum("bi,bij->ij", lam, t) if "E" in sens[(L - 1, name)]
+                                    else torch.einsum("bk,bk...->...", lam, t))
+            # carry every sensitivity to step n + 1
+            for (k, name), t in sens.items():
+                layer, p = layers[k], layers[k].params
+                _, l, kind, _ = next(entry for entry in params if entry[0] == name)
+                if "E" in t:
+                    t["E"] = _carry(t["E"], q[k].unsqueeze(1), a[k], c[k], p, extra=1)
+                    continue
+                J_new = p.decay_syn * t["J"]
+                if k == l:                                   # ∂(W x + V S)/∂θ: θ's own row for neuron i
+                    own = ran[k][0] if kind == "W" else ran[k][1]
+                    idx = torch.arange(layer.weight.shape[0])
+                    J_new[:, idx, idx, :] += own.unsqueeze(1)
+                if k > l:                                    # through the spikes of the layer below
+                    below = dS[(k - 1, name)]
+                    pattern = "mi,bij->bmij" if "E" in sens[(k - 1, name)] else "mp,bp...->bm..."
+                    J_new = J_new + torch.einsum(pattern, layer.weight, below)
+                if layer.recurrent_weight is not None and p.recurrent_grad == "prop":
+                    J_new = J_new + torch.einsum("mp,bp...->bm...", layer.recurrent_weight, dS[(k, name)])
+                t["M"] = _carry(t["M"], t["J"], a[k], c[k], p, extra=t["M"].dim() - 2)
+                t["J"] = J_new
             for k in range(L):
-                p = layers[k].params
-                for l in range(k):
-                    # ∂I_k/∂W_l gains W_k ∂S_{k−1}/∂W_l; S_l depends on row i of W_l only (compact [B, N_l, N_in])
-                    pattern = "mi,bij->bmij" if k - 1 == l else "mp,bpij->bmij"
-                    J_new = p.decay_syn * J[(k, l)] + torch.einsum(pattern, layers[k].weight, dS[(k - 1, l)])
-                    M[(k, l)] = _carry(M[(k, l)], J[(k, l)], a[k], c[k], p, extra=2)
-                    J[(k, l)] = J_new
-                E[k] = _carry(E[k], q[k].unsqueeze(1), a[k], c[k], p, extra=1)
-                q[k] = p.decay_syn * q[k] + ran[k][0]
-        self.carried = sum(t.numel() for t in (*q, *E, *J.values(), *M.values())) + sum(
+                q[k] = layers[k].params.decay_syn * q[k] + ran[k][0]
+        self.carried = sum(t.numel() for t in q) + sum(v.numel() for t in sens.values() for v in t.values()) + sum(
             t.numel() for st in states for t in st)
         return grads
 

@@ -1,6 +1,6 @@
 """Exact forward-mode gradients (rtrl): BPTT's gradient, computed forward in time, for every
-reset switch, feed-forward and recurrent (Prop, Ctl), 1–3 hidden layers, every readout and
-response windows (float64); the
+reset switch, LIF and ALIF, feed-forward and recurrent (Prop, Ctl), 1–3 hidden layers, every
+readout and response windows (float64); the
 hand-written recursion against torch.func.jvp through the reference scan; the state carried
 from step to step the same size at T and 4T; one-line refusals."""
 
@@ -15,9 +15,10 @@ from spikegrad.rules import RTRL
 
 
 def _net(hidden, readout="max", reset="zero", detach_reset=True, window=0, surrogate="superspike",
-         recurrent=False, recurrent_grad="prop"):
+         recurrent=False, recurrent_grad="prop", alif=None):
     torch.manual_seed(6)
-    params = LIFParams(reset=reset, detach_reset=detach_reset, surrogate=surrogate, recurrent_grad=recurrent_grad)
+    common = dict(reset=reset, detach_reset=detach_reset, surrogate=surrogate, recurrent_grad=recurrent_grad)
+    params = LIFParams(**common) if alif is None else ALIFParams(**common, tau_adapt=0.05, beta_adapt=0.5, **alif)
     net = SNN(9, list(hidden), 3, params, recurrent=recurrent, readout=readout, readout_steps=window,
               backend="reference").double()
     with torch.no_grad():
@@ -47,7 +48,10 @@ CASES = [dict(hidden=[7]), dict(hidden=[7], readout="sum"), dict(hidden=[7], rea
          dict(hidden=[7], recurrent=True, recurrent_grad="ctl"),
          dict(hidden=[7], recurrent=True, reset="subtract", detach_reset=False, readout="sum"),
          dict(hidden=[7, 5], recurrent=True), dict(hidden=[7, 5], recurrent=True, detach_reset=False, readout="last"),
-         dict(hidden=[7, 5], recurrent=True, recurrent_grad="ctl", window=6)]
+         dict(hidden=[7, 5], recurrent=True, recurrent_grad="ctl", window=6),
+         dict(hidden=[7], alif={}), dict(hidden=[7], alif={}, reset="subtract", detach_reset=False),
+         dict(hidden=[7], alif={"detach_adaptation": True}, recurrent=True, detach_reset=False),
+         dict(hidden=[7, 5], alif={}, recurrent=True, reset="subtract", readout="sum")]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
@@ -119,7 +123,6 @@ def test_the_state_carried_between_steps_does_not_grow_with_t():
 
 
 @pytest.mark.parametrize("override, message", [
-    ({"model.neuron": "alif"}, "LIF layers so far"),
     ({"regularizer.upper_strength": 0.1}, "activity regulariser"),
     ({"model.output": "spikes", "model.readout": "sum"}, "with the leaky readout"),
 ])

@@ -6,14 +6,16 @@ S[n] = Θ(U[n] − 1) (surrogate σ′ in the backward pass), the sensitivities 
 W_ij obey, with Q the input filtered by the synapse,
 
     ∂I_i[n]/∂W_ij = Q_j[n],   Q[n+1] = β_syn Q[n] + x[n]                  (the same for every i)
-    E_ij[n+1] = a_i[n] (β_mem E_ij[n] + g Q_j[n]) + c_i[n] E_ij[n],       E_ij = ∂U_i/∂W_ij
-    ∂S_i[n]/∂W_ij = σ′_i[n] E_ij[n]
+    E_ij = ∂U_i/∂W_ij,   ∂S_i[n]/∂W_ij = σ′_i[n] E_ij[n],
+    zero reset:      E[n+1] = (1 − S)(β_mem E + g Q) − [differentiable reset] (β_mem U + g I) ∂S
+    subtract reset:  E[n+1] = β_mem E + g Q − [differentiable reset] ∂S
 
-with (a, c) by reset: zero, detached (1 − S, 0); zero, differentiable (1 − S,
-−(β_mem U + g I) σ′); subtract, detached (1, 0); subtract, differentiable (1, −σ′).  A layer
-k above layer l carries the sensitivities of its own state to W_l, [batch, N_k, N_l, N_in]:
+(ALIF: ϑ = 1 + β_a b in place of 1, ∂S = σ′(U − ϑ)(∂U − β_a ∂b), ∂b carried as
+∂b' = ρ ∂b + (1 − ρ) ∂S, the subtractive reset by ϑ S adds −ϑ ∂S − β_a S ∂b: :class:`_Step`).
+A layer k above layer l carries the sensitivities of its own state to W_l, [batch, N_k,
+N_l, N_in]:
 
-    J[n+1] = β_syn J[n] + W_k ∂S_{k−1}[n]/∂W_l,   M[n+1] = a (β_mem M + g J[n]) + c M,
+    J[n+1] = β_syn J[n] + W_k ∂S_{k−1}[n]/∂W_l,   M = ∂U_k/∂W_l as E with J for Q,
     ∂S_k[n]/∂W_l = σ′_k[n] M[n].
 
 A recurrent layer (I[n+1] = β_syn I + W x + V S[n]) needs per-neuron sensitivities to its
@@ -37,9 +39,9 @@ sensitivities); memory stays independent of T (:attr:`RTRL.carried` counts the n
 carried from step to step).  The hand-written recursion is tested against BPTT (float64)
 and against ``torch.func.jvp`` through the reference scan on tiny cases.
 
-Takes LIF networks with any number of hidden layers, feed-forward and recurrent (Prop and
-Ctl), every reset switch, the max/sum/mean/last readouts and response windows, and any
-loss of the logits; refuses with one line what it does not take yet (ALIF, learnable time
+Takes LIF and ALIF networks with any number of hidden layers, feed-forward and recurrent
+(Prop and Ctl), every reset switch, the max/sum/mean/last readouts and response windows, and any
+loss of the logits; refuses with one line what it does not take yet (learnable time
 constants, the activity regulariser, spiking output layers) and a sensitivity state above
 ``max_bytes`` (4 GiB by default; the error names the size).
 """
@@ -50,7 +52,7 @@ import math
 
 import torch
 
-from ..dynamics import LIFParams, model_of
+from ..dynamics import ALIFParams, LIFParams, model_of
 from ..errors import SpikegradError
 from ..events import step_reader
 from ..surrogates import get_surrogate
@@ -87,15 +89,18 @@ class RTRL:
                                  "readout (model.arch 'snn', model.output 'readout')")
         for layer in model.layers:
             p = layer.params
-            if type(p) is not LIFParams:
-                raise SpikegradError(f"rule 'rtrl' takes LIF layers so far, not {type(p).__name__}")
+            if type(p) not in (LIFParams, ALIFParams):
+                raise SpikegradError(f"rule 'rtrl' takes LIF and ALIF layers, not {type(p).__name__}")
             if p.tensor_fields:
                 raise SpikegradError("rule 'rtrl' takes float neuron parameters, not learnable time constants")
         need = 0
         for name, l, kind, shape in self._parameters(model):
             for k in range(l, len(model.layers)):
                 n_k = model.layers[k].weight.shape[0]
-                need += math.prod(shape) * (1 if self._compact(model, l, kind, k) else 2 * n_k)
+                per = 1 if self._compact(model, l, kind, k) else 2 * n_k
+                if _is_alif(model.layers[k].params):
+                    per += 1 if self._compact(model, l, kind, k) else n_k
+                need += math.prod(shape) * per
         need *= batch * model.readout.weight.element_size()
         if need > self.max_bytes:
             sizes = [model.layers[0].weight.shape[1], *[layer.weight.shape[0] for layer in model.layers]]
@@ -194,32 +199,23 @@ class RTRL:
         for name, l, kind, shape in params:
             for k in range(l, L):
                 n_k = layers[k].weight.shape[0]
+                alif = _is_alif(layers[k].params)
                 if self._compact(model, l, kind, k):
                     sens[(k, name)] = {"E": like.new_zeros(batch, *shape)}
+                    if alif:
+                        sens[(k, name)]["EB"] = like.new_zeros(batch, *shape)
                 else:
                     sens[(k, name)] = {"J": like.new_zeros(batch, n_k, *shape), "M": like.new_zeros(batch, n_k, *shape)}
+                    if alif:
+                        sens[(k, name)]["MB"] = like.new_zeros(batch, n_k, *shape)
         grads = {name: like.new_zeros(shape) for name, _, _, shape in params}
         grads["readout.weight"] = torch.zeros_like(ro.weight)
         count = steps - start
         for n in range(steps):
             ran = self._layers_step(model, states, at(n))
-            # σ′ and the reset's (a, c) of every layer at step n, from the state before the step
-            sig, a, c = [], [], []
-            for (inp, s, st), layer in zip(ran, layers):
-                p = layer.params
-                d = get_surrogate(p.surrogate)(st.u - 1.0, p.beta)
-                sig.append(d)
-                if p.reset == "zero":
-                    a.append(1.0 - s)
-                    c.append(None if p.detach_reset else -(p.decay_mem * st.u + p.gain * st.i) * d)
-                else:
-                    a.append(None)
-                    c.append(None if p.detach_reset else -d)
-            # ∂S_k[n]/∂θ for every layer and parameter below it
-            dS = {}
-            for (k, name), t in sens.items():
-                dS[(k, name)] = (sig[k].unsqueeze(2) * t["E"] if "E" in t
-                                 else sig[k].reshape(*sig[k].shape, *([1] * (t["M"].dim() - 2))) * t["M"])
+            # every layer's values at step n (the state before the step), and ∂S_k[n]/∂θ
+            at_n = [_Step(layer.params, s, st) for (_, s, st), layer in zip(ran, layers)]
+            dS = {(k, name): at_n[k].spike_sensitivity(t) for (k, name), t in sens.items()}
             # the error λ[n] at the last layer's spikes, and the gradients it gives at step n
             if n >= start:
                 if ro.reduction == "max":
@@ -240,7 +236,9 @@ class RTRL:
                 layer, p = layers[k], layers[k].params
                 _, l, kind, _ = next(entry for entry in params if entry[0] == name)
                 if "E" in t:
-                    t["E"] = _carry(t["E"], q[k].unsqueeze(1), a[k], c[k], p, extra=1)
+                    t["E"], eb = at_n[k].advance(t["E"], q[k].unsqueeze(1), t.get("EB"), dS[(k, name)])
+                    if eb is not None:
+                        t["EB"] = eb
                     continue
                 J_new = p.decay_syn * t["J"]
                 if k == l:                                   # ∂(W x + V S)/∂θ: θ's own row for neuron i
@@ -253,7 +251,9 @@ class RTRL:
                     J_new = J_new + torch.einsum(pattern, layer.weight, below)
                 if layer.recurrent_weight is not None and p.recurrent_grad == "prop":
                     J_new = J_new + torch.einsum("mp,bp...->bm...", layer.recurrent_weight, dS[(k, name)])
-                t["M"] = _carry(t["M"], t["J"], a[k], c[k], p, extra=t["M"].dim() - 2)
+                t["M"], mb = at_n[k].advance(t["M"], t["J"], t.get("MB"), dS[(k, name)])
+                if mb is not None:
+                    t["MB"] = mb
                 t["J"] = J_new
             for k in range(L):
                 q[k] = layers[k].params.decay_syn * q[k] + ran[k][0]
@@ -273,15 +273,54 @@ class RTRL:
         return StepResult(float(loss), logits)
 
 
-def _carry(E, drive, a, c, p, extra: int):
-    """E[n+1] = a (β_mem E + g drive) + c E, with a and c per neuron broadcast over the
-    ``extra`` trailing sensitivity axes (a None: 1; c None: 0)."""
-    new = p.decay_mem * E + p.gain * drive
-    if a is not None:
-        new = a.reshape(*a.shape, *([1] * extra)) * new
-    if c is not None:
-        new = new + c.reshape(*c.shape, *([1] * extra)) * E
-    return new
+def _is_alif(p) -> bool:
+    return hasattr(p, "beta_adapt")
+
+
+class _Step:
+    """One layer's values at step n and the derivatives of its step (LIF and ALIF):
+
+        ϑ = 1 + β_a b (LIF: 1),   ∂S = σ′(U − ϑ) (∂U − β_a ∂b)
+        zero reset:      ∂U' = (1 − S)(β_mem ∂U + g ∂I) − [differentiable reset] (β_mem U + g I) ∂S
+        subtract reset:  ∂U' = β_mem ∂U + g ∂I − [differentiable reset] ϑ ∂S − β_a S ∂b
+        adaptation:      ∂b' = ρ ∂b + (1 − ρ) ∂S   (ρ ∂b with ``detach_adaptation``)
+
+    with per-neuron values broadcast over a sensitivity's trailing parameter axes."""
+
+    def __init__(self, p, s, state):
+        self.p, self.s, self.u, self.i = p, s, state.u, state.i
+        self.alif = _is_alif(p)
+        self.theta = 1.0 + p.beta_adapt * state.b if self.alif else 1.0
+        self.sig = get_surrogate(p.surrogate)(state.u - self.theta, p.beta)
+
+    @staticmethod
+    def _x(v, like):
+        return v.reshape(*v.shape, *([1] * (like.dim() - v.dim()))) if isinstance(v, torch.Tensor) else v
+
+    def spike_sensitivity(self, t: dict) -> torch.Tensor:
+        du = t["E"] if "E" in t else t["M"]
+        if self.alif:
+            du = du - self.p.beta_adapt * (t["EB"] if "E" in t else t["MB"])
+        return self._x(self.sig, du) * du
+
+    def advance(self, du, di, db, ds):
+        p, x = self.p, lambda v: self._x(v, du)
+        base = p.decay_mem * du + p.gain * di
+        if p.reset == "zero":
+            new_u = x(1.0 - self.s) * base
+            if not p.detach_reset:
+                new_u = new_u - x(p.decay_mem * self.u + p.gain * self.i) * ds
+        else:
+            new_u = base
+            if not p.detach_reset:
+                new_u = new_u - x(self.theta) * ds
+            if self.alif:
+                new_u = new_u - p.beta_adapt * x(self.s) * db
+        new_b = None
+        if self.alif:
+            rho = p.decay_adapt
+            new_b = rho * db if p.detach_adaptation else rho * db + (1.0 - rho) * ds
+        return new_u, new_b
 
 
 @register_rule("rtrl")

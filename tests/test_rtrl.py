@@ -144,3 +144,22 @@ def test_a_state_that_would_not_fit_is_refused():
                                    "train.epochs": 1})
     with pytest.raises(SpikegradError, match="GiB of sensitivities"):     # 250 × 256³ × 2 × 4 B ≈ 31 GiB
         train(cfg)
+
+
+PRODUCT = [dict(hidden=h, reset=r, detach_reset=d, recurrent=m != "ff", recurrent_grad="ctl" if m == "ctl" else "prop",
+                readout=ro, alif={} if n == "alif" else None)
+           for h in ([7], [7, 5]) for r in ("zero", "subtract") for d in (True, False) for m in ("ff", "prop", "ctl")
+           for ro in ("max", "sum", "last") for n in ("lif", "alif")]
+
+
+@pytest.mark.parametrize("case", PRODUCT, ids=lambda c: "-".join(
+    [f"h{len(c['hidden'])}", c["reset"], "detached" if c["detach_reset"] else "diff",
+     "ff" if not c["recurrent"] else c["recurrent_grad"], c["readout"], "alif" if c["alif"] is not None else "lif"]))
+def test_rtrl_equals_bptt_for_every_combination_of_switches(case):
+    net = _net(**case)
+    x, y = _batch(25)
+    want = _bptt(net, x, y)
+    got, _, _ = RTRL(loss=CrossEntropy()).gradients(net, x, y)
+    for name in want:
+        assert want[name].abs().max() > 0, name                      # every gradient alive in every case
+        torch.testing.assert_close(got[name], want[name], rtol=1e-10, atol=1e-13, msg=name)

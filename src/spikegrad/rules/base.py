@@ -63,6 +63,20 @@ def make_rule(cfg, objective: Objective) -> Rule:
     return RULES.get(cfg.train.rule)(cfg, objective)
 
 
+def apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, grads: dict,
+                    loss: torch.Tensor, output) -> StepResult:
+    """The step of a rule that computes its own gradients: a loss that is not finite is
+    reported with no update; else every parameter's ``.grad`` is set from ``grads`` (by
+    name; missing or None: no gradient, the optimiser skips it) and the optimiser steps."""
+    if not torch.isfinite(loss):
+        return StepResult(float(loss), output, diverged=True)
+    optimizer.zero_grad(set_to_none=True)
+    for name, p in model.named_parameters():
+        p.grad = grads.get(name)
+    optimizer.step()
+    return StepResult(float(loss), output)
+
+
 def gradient_alignment(model: torch.nn.Module, objective: Objective, batch, credit=None,
                        feedback: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
     """How a rule's update lines up with BPTT's gradient at the same weights, on one batch.

@@ -42,7 +42,7 @@ from ..dynamics import model_of
 from ..errors import SpikegradError
 from ..events import step_reader
 from ..surrogates import get_surrogate
-from .base import Objective, StepResult, register_rule
+from .base import Objective, StepResult, apply_gradients, register_rule
 
 _SEED_TAG = 0xDC
 
@@ -157,13 +157,7 @@ class DCLL:
     def step(self, model, batch, optimizer) -> StepResult:
         x, y = batch
         grads, logits, loss = self.gradients(model, x, y)
-        if not torch.isfinite(loss):
-            return StepResult(float(loss), logits, diverged=True)
-        optimizer.zero_grad(set_to_none=True)
-        for name, p in model.named_parameters():
-            p.grad = grads[name]
-        optimizer.step()
-        return StepResult(float(loss), logits)
+        return apply_gradients(model, optimizer, grads, loss, logits)
 
 
 class _Reduction:

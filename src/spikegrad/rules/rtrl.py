@@ -56,7 +56,7 @@ from ..dynamics import ALIFParams, LIFParams, model_of
 from ..errors import SpikegradError
 from ..events import step_reader
 from ..surrogates import get_surrogate
-from .base import Objective, StepResult, register_rule
+from .base import Objective, StepResult, apply_gradients, register_rule
 
 MAX_STATE_BYTES = 4 * 2**30     # the sensitivity state a step may carry
 
@@ -264,13 +264,7 @@ class RTRL:
     def step(self, model, batch, optimizer) -> StepResult:
         x, y = batch
         grads, logits, loss = self.gradients(model, x, y)
-        if not torch.isfinite(loss):
-            return StepResult(float(loss), logits, diverged=True)
-        optimizer.zero_grad(set_to_none=True)
-        for name, p in model.named_parameters():
-            p.grad = grads.get(name)
-        optimizer.step()
-        return StepResult(float(loss), logits)
+        return apply_gradients(model, optimizer, grads, loss, logits)
 
 
 def _is_alif(p) -> bool:

@@ -9,6 +9,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from spikegrad._optuna import storage_of, trial_id
 from spikegrad import sweeps
 from spikegrad.cli import main
 from spikegrad.errors import SpikegradError
@@ -168,8 +169,8 @@ def fake_sweep(tmp_path, complete=True):
         val = 0.5 + params["model.beta"] / 100 + t.user_attrs["seed"] / 10
         for key, value in {"val_accuracy": val, "test_accuracy": val - 0.1, "hidden_spikes_per_sample": 50.0,
                            "diverged": False}.items():
-            study._storage.set_trial_user_attr(t._trial_id, key, value)
-        study._storage.set_trial_state_values(t._trial_id, state=TrialState.COMPLETE, values=[val])
+            storage_of(study).set_trial_user_attr(trial_id(study, t), key, value)
+        storage_of(study).set_trial_state_values(trial_id(study, t), state=TrialState.COMPLETE, values=[val])
     return tmp_path / "sw"
 
 

@@ -8,6 +8,7 @@ import statistics
 
 import pytest
 
+from spikegrad._optuna import storage_of, trial_id
 from spikegrad import sweeps
 from spikegrad.cli import main
 from spikegrad.errors import SpikegradError
@@ -23,18 +24,18 @@ def recorded_sweep(tmp_path, finish=True):
     raw = {"data": {"name": "randman"}, "train": {"epochs": 1},
            "sweep": {"name": NAME, "grid": {"model.beta": [1.0, 10.0], "train.lr": [1e-3, 1e-2]}, "seeds": [0, 1]}}
     study, _ = sweeps.create_or_join(sweeps.parse_sweep(raw), tmp_path / "sw")
-    storage = study._storage
+    storage = storage_of(study)
     while finish and (t := sweeps.claim_next(study)) is not None:
         if t.number == 7:
-            storage.set_trial_user_attr(t._trial_id, "error", "boom <script>")
-            storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+            storage.set_trial_user_attr(trial_id(study, t), "error", "boom <script>")
+            storage.set_trial_state_values(trial_id(study, t), state=TrialState.FAIL)
             continue
         params = json.loads(t.user_attrs["params"])
         val = 0.5 + params["model.beta"] / 100 + params["train.lr"] * 10 + t.user_attrs["seed"] / 10
         for key, value in {"val_accuracy": val, "test_accuracy": val - 0.1, "hidden_spikes_per_sample": 50.0,
                            "diverged": t.number == 2}.items():
-            storage.set_trial_user_attr(t._trial_id, key, value)
-        storage.set_trial_state_values(t._trial_id, state=TrialState.COMPLETE, values=[val])
+            storage.set_trial_user_attr(trial_id(study, t), key, value)
+        storage.set_trial_state_values(trial_id(study, t), state=TrialState.COMPLETE, values=[val])
     return tmp_path / "sw"
 
 

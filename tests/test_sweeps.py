@@ -340,3 +340,17 @@ def test_a_sweep_minimises_and_ranks_by_a_lower_is_better_loss_metric(tmp_path):
             sweeps.parse_sweep(raw)
     finally:
         LOSSES.remove("test-sweep-mse")
+
+
+def test_the_optuna_adapter_reaches_the_storage_and_the_trial_ids():
+    """The one place below Optuna's public Study API (spikegrad/_optuna.py) still works."""
+    import optuna
+
+    from spikegrad._optuna import storage_of, trial_id
+
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    for _ in range(3):
+        study.enqueue_trial({})
+    trials = study.get_trials(deepcopy=False)
+    storage = storage_of(study)
+    assert [storage.get_trial(trial_id(study, t)).number for t in trials] == [0, 1, 2]

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ._format import pm as _pm
 from .config import Config, load_config, merge_nested, nest, normalise_timing, parse_value, read_toml
 from .errors import SpikegradError
 
@@ -330,12 +331,6 @@ def report(
     result = write_report(sweep_dir, out, keys, top_k, storage, study)
     made = ", ".join(result["figures"]) or "none"
     typer.echo(f"report: figures {made}; {len(result['skipped'])} not applicable; wrote {result['path']}")
-
-
-def _pm(mean: float, sd: float) -> str:
-    if mean != mean:
-        return "–"
-    return f"{mean:.4f}" if sd != sd else f"{mean:.4f} ± {sd:.4f}"
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Download and inspect data sets.")

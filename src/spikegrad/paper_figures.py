@@ -35,16 +35,16 @@ from __future__ import annotations
 import csv
 import inspect
 import math
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ._format import cell as _cell, mean_sd as _mean_sd
 from .errors import SpikegradError
 from .registry import Registry
-from .sweeps import DB_NAME, _cell, load_study, point_config, point_key, top_k_table, trial_rows
+from .sweeps import DB_NAME, load_study, point_config, point_key, top_k_table, trial_rows
 
 # config fields every results row carries (resolved from the trial's config)
 FIELDS = ("model.surrogate", "model.beta", "train.lr", "model.hidden", "model.recurrent", "model.recurrent_grad",
@@ -132,11 +132,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    mean = statistics.fmean(values)
-    return mean, (statistics.stdev(values) if len(values) > 1 else math.nan)
 
 
 def _order(values: Iterable[Any]) -> list[Any]:

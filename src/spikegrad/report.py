@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from ._format import pm as _pm
 from .errors import SpikegradError
 
 STYLE = """
@@ -43,12 +44,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, (list, dict, bool)) or value is None:
         return json.dumps(value)
     return str(value)
-
-
-def _pm(mean: float, sd: float) -> str:
-    if mean != mean:
-        return "–"
-    return f"{mean:.4f}" if sd != sd else f"{mean:.4f} ± {sd:.4f}"
 
 
 def html_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], left: Sequence[str] = ()) -> str:

@@ -33,7 +33,6 @@ import json
 import math
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -43,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from ._format import cell as _cell, mean_sd as _mean_sd
+from ._optuna import storage_of, trial_id
 from .config import Config, merge_nested, nest, read_toml
 from .errors import SpikegradError
 
@@ -293,11 +294,12 @@ def ensure_enqueued(study, spec: SweepSpec, retry_errors: bool = False) -> int:
 def claim_next(study):
     """Claim the lowest-numbered WAITING trial (state → RUNNING) and beat its heartbeat once."""
     S = _states()
-    storage = study._storage
+    storage = storage_of(study)
     for t in sorted(study.get_trials(deepcopy=False, states=(S.WAITING,)), key=lambda t: t.number):
-        if storage.set_trial_state_values(t._trial_id, state=S.RUNNING):
-            storage.record_heartbeat(t._trial_id)
-            return storage.get_trial(t._trial_id)
+        tid = trial_id(study, t)
+        if storage.set_trial_state_values(tid, state=S.RUNNING):
+            storage.record_heartbeat(tid)
+            return storage.get_trial(tid)
     return None
 
 
@@ -415,8 +417,8 @@ def run_trial(study, trial, spec: SweepSpec, sweep_dir: Path, heartbeat: int, sa
     from . import training
 
     S = _states()
-    storage = study._storage
-    tid = trial._trial_id
+    storage = storage_of(study)
+    tid = trial_id(study, trial)
     dup = _duplicate_of(study, trial)
     if dup is not None:
         storage.set_trial_user_attr(tid, "duplicate_of", dup)
@@ -549,13 +551,6 @@ def trial_rows(study) -> list[dict[str, Any]]:
     return rows
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    if not values:
-        return math.nan, math.nan
-    mean = statistics.fmean(values)
-    return mean, (statistics.stdev(values) if len(values) > 1 else math.nan)
-
-
 def _is_metric(key: str) -> bool:
     return key in METRIC_ATTRS or key.startswith(METRIC_PREFIXES)
 
@@ -656,14 +651,6 @@ def top_k_table(rows: Iterable[Mapping[str, Any]], group: Sequence[str] = (), to
     sign = -1.0 if not ranked or ranked[0]["higher_is_better"] else 1.0
     summary_rows.sort(key=lambda s: sign * s["test_mean"] if math.isfinite(s["test_mean"]) else math.inf)
     return ranked, summary_rows
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.6g}"
-    if isinstance(value, (list, dict, bool)):
-        return json.dumps(value)
-    return str(value)
 
 
 def write_tables(sweep_dir: str | Path, ranked: list[dict[str, Any]], summary_rows: list[dict[str, Any]],

@@ -1,5 +1,6 @@
-"""The package's modules import each other without a cycle (module-level and function-level
-imports; ``if TYPE_CHECKING:`` blocks and the package ``__init__`` re-exports excluded)."""
+"""The package's modules import each other without a cycle, and no module imports a layer
+above its own (module-level and function-level imports; ``if TYPE_CHECKING:`` blocks and the
+package ``__init__`` re-exports excluded)."""
 
 import ast
 from pathlib import Path
@@ -107,3 +108,38 @@ def test_core_types_import_nothing_above_them():
     core = {"spikegrad.errors", "spikegrad.registry", "spikegrad._numba", "spikegrad.events"}
     for module in core:
         assert graph[module] <= core, f"{module} imports {graph[module] - core}"
+
+
+# The layers, bottom up (docs/ARCHITECTURE.md): a module may import its own layer and the
+# ones below, never one above.  Sub-packages are matched by prefix.
+LAYERS = [
+    ("core", ["errors", "registry", "events", "_numba", "_autograd", "_format", "_optuna", "allocator"]),
+    ("equations and data", ["surrogates", "dynamics", "data"]),
+    ("kernels", ["kernels"]),
+    ("nn", ["neurons", "network", "readouts", "init", "regularizers", "models"]),
+    ("learning", ["losses", "rules", "optim"]),
+    ("config", ["config"]),
+    ("training", ["training"]),
+    ("studies and figures", ["sweeps", "paper_figures", "report", "figures"]),
+    ("interface", ["cli"]),
+]
+
+
+def _layer(module: str) -> int:
+    name = module.removeprefix("spikegrad.")
+    for rank, (_, prefixes) in enumerate(LAYERS):
+        if any(name == p or name.startswith(p + ".") for p in prefixes):
+            return rank
+    raise AssertionError(f"module {module} belongs to no layer of tests/test_layering.py::LAYERS")
+
+
+def test_no_module_imports_a_higher_layer():
+    graph = _graph()
+    wrong = []
+    for module, deps in graph.items():
+        if module == "spikegrad":
+            continue                                        # the package's re-exports
+        for dep in deps:
+            if dep != "spikegrad" and _layer(dep) > _layer(module):
+                wrong.append(f"{module} ({LAYERS[_layer(module)][0]}) imports {dep} ({LAYERS[_layer(dep)][0]})")
+    assert not wrong, "\n".join(sorted(wrong))

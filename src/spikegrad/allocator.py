@@ -3,11 +3,10 @@
 Why: a training step allocates and frees several [batch, time, neurons] tensors (voltages,
 spikes, their gradients: ≈ 9 MB each for the default Randman run).  glibc serves blocks
 that large with a fresh ``mmap`` and unmaps them on free, or trims the heap top back to
-the OS; either way every new tensor page-faults on first touch.  Measured on the 2-core
-development machine (docs/PERFORMANCE.md): a plain ``a + b`` of two such tensors took
-≈ 7 ms, ≈ 1.2 ms with the settings below, and a whole default training step went from
-31–44 ms to 22–24 ms.  PyTorch's CPU performance guides reach the same end by swapping in
-jemalloc or tcmalloc; this needs no extra library.
+the OS; either way every new tensor page-faults on first touch, which made a default
+training step markedly slower (the measurement: docs/PERFORMANCE.md).  PyTorch's CPU
+performance guides reach the same end by swapping in jemalloc or tcmalloc; this needs no
+extra library.
 
 What: ``mallopt`` raises the mmap threshold (blocks up to :data:`MMAP_THRESHOLD` come from
 the heap) and the trim threshold (freed memory stays with the process for reuse).  The

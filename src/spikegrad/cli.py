@@ -190,7 +190,7 @@ def activity(
     out: Optional[Path] = typer.Option(None, help="PNG to write (default RUN_DIR/activity-SPLIT-SAMPLE.png)."),
 ) -> None:
     """Plot input raster, hidden rasters and readout traces of a trained network on one sample."""
-    from .training import plot_activity
+    from .figures import plot_activity
 
     path = plot_activity(run_dir, split, sample, out)
     typer.echo(f"wrote {path}")

@@ -1,4 +1,6 @@
-"""Figures for papers: activity snapshots of a network on one input.
+"""Figures of one run or network: activity snapshots (:func:`activity_snapshot`, and of a
+run folder's saved model, :func:`plot_activity`), and the learning rules' alignment with
+BPTT over training (:func:`alignment_figure`).
 
 Matplotlib with the Agg backend (no display needed); every function writes a PNG and
 returns the figure's underlying numbers so they can be checked or saved as CSV.
@@ -12,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .errors import SpikegradError
 from .network import SNN
 
 
@@ -83,8 +86,6 @@ def activity_snapshot(model: SNN, x: torch.Tensor, dt_ms: float, path: str | Pat
 def _run_history(run_dir: Path) -> list[dict]:
     import json
 
-    from .errors import SpikegradError
-
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise SpikegradError(f"{run_dir} is not a run folder (no metrics.jsonl)")
@@ -103,8 +104,6 @@ def alignment_figure(run_dirs: Sequence[str | Path], out: str | Path) -> dict:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .errors import SpikegradError
 
     rows = []
     for run in run_dirs:
@@ -155,3 +154,21 @@ def alignment_figure(run_dirs: Sequence[str | Path], out: str | Path) -> dict:
         w.writeheader()
         w.writerows(rows)
     return {"png": out, "csv": csv_path, "rows": rows}
+
+
+def plot_activity(run_dir: str | Path, split: str = "test", sample: int = 0, out: str | Path | None = None) -> Path:
+    """Activity snapshot (input, hidden, readout) of a run's best model on one sample; returns the PNG path."""
+    from .data import dataset_phases
+    from .training import load_run
+
+    cfg, model, splits = load_run(run_dir)
+    if split not in ("train", "val", "test"):
+        raise SpikegradError(f"split must be train, val or test, got {split!r}")
+    data = getattr(splits, split)
+    if not 0 <= sample < len(data):
+        raise SpikegradError(f"sample {sample} is outside the {split} split (0–{len(data) - 1})")
+    out = Path(out) if out is not None else Path(run_dir) / f"activity-{split}-{sample}.png"
+    x = data.inputs([sample], cfg.data.n_steps, cfg.model.dt_ms * 1e-3)[0]
+    activity_snapshot(model, x, cfg.model.dt_ms, out, label=int(data.labels[sample]),
+                      title=f"{cfg.data.name} {split} sample {sample}", spans=dataset_phases(cfg))
+    return out

@@ -79,16 +79,9 @@ def lif_layer(ff: torch.Tensor, v: torch.Tensor | None, p: LIFParams, backend: s
 
 INPUT_PATHS = ("auto", "dense", "events")
 
-# Input density (fraction of nonzeros of x) below which "auto" takes the event path, measured
-# with `python benchmarks/event_input.py --crossover-only --repeats 7` (projection forward +
-# backward, 700→256, batch 64, T 100, float32, 2 threads, 2-core CPU; session 4, with the
-# two-thread event kernels): from a dense x the event path wins 3.9× at 0.5 %, 3.1× at 2 %,
-# 1.9× at 6 %, 1.2× at 12 % and loses from ≈ 16 % (0.95×); with dx (a previous layer's
-# spikes: dx = δff W is dense on both paths) 1.5× at 2 %, 1.1× at 12 %, 0.96× at 16 %.  From
-# an EventBatch (no pass over a dense x) it wins 6.3× at 2 %, 1.5× at 16 %, 1.06× at 24 %
-# (the dense path would also have to densify the batch first).  The thresholds (the defaults
-# of KernelOptions) sit below those crossovers.  Narrower layers amortise finding the events
-# less well.
+# Input density (fraction of nonzeros of x) below which "auto" takes the event path: the
+# defaults of KernelOptions, set below the measured crossovers of the two paths
+# (`python benchmarks/event_input.py --crossover-only`; the numbers: docs/PERFORMANCE.md).
 EVENT_DENSITY_MAX = DEFAULT_OPTIONS.event_density_max
 EVENT_BATCH_DENSITY_MAX = DEFAULT_OPTIONS.event_batch_density_max
 

@@ -589,21 +589,3 @@ def evaluate_run(run_dir: str | Path) -> dict:
     test, val = evaluate(model, splits.test, cfg, loss), evaluate(model, splits.val, cfg, loss)
     return {**{f"test_{m}": test[m] for m in loss.metrics}, **{f"val_{m}": val[m] for m in loss.metrics},
             "test_loss": test["loss"], "hidden_spikes_per_sample": test["hidden_spikes_per_sample"]}
-
-
-def plot_activity(run_dir: str | Path, split: str = "test", sample: int = 0, out: str | Path | None = None) -> Path:
-    """Activity snapshot (input, hidden, readout) of a run's best model on one sample; returns the PNG path."""
-    from .data import dataset_phases
-    from .figures import activity_snapshot
-
-    cfg, model, splits = load_run(run_dir)
-    if split not in ("train", "val", "test"):
-        raise SpikegradError(f"split must be train, val or test, got {split!r}")
-    data = getattr(splits, split)
-    if not 0 <= sample < len(data):
-        raise SpikegradError(f"sample {sample} is outside the {split} split (0–{len(data) - 1})")
-    out = Path(out) if out is not None else Path(run_dir) / f"activity-{split}-{sample}.png"
-    x = data.inputs([sample], cfg.data.n_steps, cfg.model.dt_ms * 1e-3)[0]
-    activity_snapshot(model, x, cfg.model.dt_ms, out, label=int(data.labels[sample]),
-                      title=f"{cfg.data.name} {split} sample {sample}", spans=dataset_phases(cfg))
-    return out

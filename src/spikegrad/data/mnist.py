@@ -47,9 +47,8 @@ class LatencySpec:
 # The latency code puts dim pixels late: T(x) → ∞ as x → ϑ.  In the real MNIST test set 2.0 %
 # of the spikes fall after 100 ms (pixels with x < 0.23), 0.18 % after 200 ms, none after
 # 300 ms.  The paper's 100 ms window cuts them by design, so these data sets accept up to
-# 3 % (the run-stopping check of spikegrad.training.check_event_window).  Fashion-MNIST has
-# not been measured here (no copy on the development machine): a run that loses more stops
-# and says how to proceed.
+# 3 % (the run-stopping check of spikegrad.training.check_event_window).  For Fashion-MNIST
+# the share is not known: a run that loses more stops and says how to proceed.
 MAX_DROPPED = 0.03
 
 

@@ -1,4 +1,4 @@
-"""Compiled LIF layer (backend ``"compiled"``, issue 5 item 3): the time loop in numba.
+"""Compiled LIF layer (backend ``"compiled"``): the time loop in numba.
 
 What: the forward pass and the hand-written reverse-time adjoint of one LIF layer over all
 time steps, each one call into a numba-compiled loop over (time, batch, neuron), wrapped
@@ -11,11 +11,12 @@ CPU tensors; float32 and float64.
 
 Why numba: it installs from a binary wheel (no compiler at install time, no build step,
 unlike a C++ extension, which would need a compiler or be built in pip's isolated build
-environment, where it pulls a CUDA torch); the kernels are compiled on first use (≈ 10–25 s
-per dtype on the loaded 2-core machine this was written on) and the machine code is cached
-on disk (``cache=True``, in ``__pycache__`` next to this file, or numba's user cache if that
-is read-only), so later processes only import numba and load it (≈ 2 s there).  ``fastmath=False``: no reassociation or FMA contraction, so the forward pass does
-the reference's floating-point operations in the reference's order.
+environment, where it pulls a CUDA torch); the kernels are compiled on first use (seconds
+per dtype; docs/PERFORMANCE.md) and the machine code is cached on disk (``cache=True``, in
+``__pycache__`` next to this file, or numba's user cache if that is read-only), so later
+processes only import numba and load it.  ``fastmath=False``: no reassociation or FMA
+contraction, so the forward pass does the reference's floating-point operations in the
+reference's order.
 
 Per step the kernel does only O(B·N) elementwise work plus the recurrent input, which is
 event-driven: V·S[n] adds the columns of V of the neurons that spiked (cost ∝ spikes; the
@@ -47,8 +48,7 @@ else runs the general ``_backward_py``.  All kernels are compiled with
 surrogate loops from vectorising.
 
 Parallelism: the batch can be split into one chunk per thread (``prange``).  One thread by
-default (``KernelOptions.threads``: on the loaded, shared 2-core machine this was written
-on, two threads were slower than one).  Results do not depend on the thread count except
+default (``KernelOptions.threads``; the measurement that chose it: docs/PERFORMANCE.md).  Results do not depend on the thread count except
 dL/dV, whose per-thread partial sums are added in a fixed order (deterministic for a fixed
 thread count, equal to rounding otherwise).
 

@@ -1,4 +1,4 @@
-"""Event-driven input projection ff = x Wᵀ for sparse spike input (issue 5, part 2).
+"""Event-driven input projection ff = x Wᵀ for sparse spike input.
 
 A layer's input x [batch, time, N_in] is, for every spiking data set and for every
 hidden-to-hidden connection, mostly zeros: 0/1 spikes (or small integer counts when
@@ -30,10 +30,8 @@ Two implementations, same contract, same values up to rounding:
   rows), so no partial sums are added afterwards: ff and dW are bitwise the same for any
   thread count and on a repeat.  Threads: torch's (``torch.get_num_threads()``), one below
   :data:`_MIN_WORK_PER_THREAD` multiply-adds per thread.  Compiled lazily on first use and
-  cached on disk (``cache=True``), as in :mod:`spikegrad.kernels.compiled`.  Measured on
-  the 2-core development machine (64·100 rows, 700 → 256, 2 %): forward 5.5 ms from a dense
-  x (the two passes over it: 3.4 ms), 2.1 ms from the events on one thread, 1.1 ms on two;
-  dW 2.2 ms on one thread, 1.1 ms on two.
+  cached on disk (``cache=True``), as in :mod:`spikegrad.kernels.compiled` (its timings:
+  docs/PERFORMANCE.md, "Numbers behind the defaults in the source").
 * torch (the fallback: numba missing, tensors not on the CPU, other dtypes, or
   ``impl="torch"``): ``torch.nonzero`` for a dense x, then two CSR-matrix × dense
   products by ``torch.nn.functional.embedding_bag`` (mode "sum" with per-sample weights;

@@ -19,7 +19,7 @@ PROJECTION_IMPLS = ("auto", "numba", "torch")
 @dataclass(frozen=True)
 class KernelOptions:
     """``threads``: threads of the compiled LIF kernel (≥ 1, or 0 to follow
-    ``torch.get_num_threads()``; default 1: two did not pay on the shared 2-core machine).
+    ``torch.get_num_threads()``; default 1, the measured best: docs/PERFORMANCE.md).
     ``record_events``: the compiled forward returns its spikes' events (the readout and a
     next layer then project them without searching).  ``simple_backward``: the fused
     one-pass adjoint for the common case (False: the general kernel; same results).

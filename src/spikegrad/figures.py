@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ._optional import need
 from .errors import SpikegradError
 from .network import SNN
 
@@ -26,8 +27,7 @@ def activity_snapshot(model: SNN, x: torch.Tensor, dt_ms: float, path: str | Pat
     ``x``: one input [time, inputs].  ``spans``: shaded time intervals (start_ms, end_ms,
     name), e.g. stimulus / delay / response.  Returns the arrays plotted.
     """
-    import matplotlib
-
+    matplotlib = need("matplotlib", "drawing figures")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -100,8 +100,7 @@ def alignment_figure(run_dirs: Sequence[str | Path], out: str | Path) -> dict:
     import csv
     import tomllib
 
-    import matplotlib
-
+    matplotlib = need("matplotlib", "drawing figures")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

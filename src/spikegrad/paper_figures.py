@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ._format import cell as _cell, mean_sd as _mean_sd
+from ._optional import need
 from .errors import SpikegradError
 from .registry import Registry
 from .sweeps import DB_NAME, load_study, point_config, point_key, top_k_table, trial_rows
@@ -126,8 +127,7 @@ def _require(results: Results, figure: str, columns: Sequence[str] = (), swept: 
 
 
 def _plt():
-    import matplotlib
-
+    matplotlib = need("matplotlib", "drawing figures")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -372,10 +372,7 @@ def fit_sigmoid(spikes: Sequence[float], acc: Sequence[float]) -> dict[str, floa
 
     Returns a, b (lower and upper accuracy), c (log critical spike count), d (width in
     log units) and ``critical_spikes`` = exp(c)."""
-    try:
-        from scipy.optimize import curve_fit
-    except ImportError:  # pragma: no cover
-        raise SpikegradError("fig9 needs scipy for the sigmoid fit (pip install scipy)") from None
+    curve_fit = need("scipy.optimize", "fig9's sigmoid fit").curve_fit
     s = np.asarray(spikes, dtype=float)
     y = np.asarray(acc, dtype=float)
     x = np.log(s)

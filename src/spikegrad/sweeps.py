@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ._format import cell as _cell, mean_sd as _mean_sd
+from ._optional import need
 from ._optuna import storage_of, trial_id
 from .config import Config, merge_nested, nest, read_toml
 from .errors import SpikegradError
@@ -207,7 +208,7 @@ def default_storage(sweep_dir: str | Path) -> str:
 
 
 def _quiet_optuna():
-    import optuna
+    optuna = need("optuna", "running a sweep")
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._optional import need
 from ..errors import SpikegradError
 from . import files_missing
 from .events import DataSplits, DenseData
@@ -227,7 +228,7 @@ def _wav_header_rate(path: Path) -> int | None:
 
 def read_audio(path: Path, spec: AudioSpec, counts: Counter, native_rate: int) -> np.ndarray:
     """Mono float64 signal of ``path`` at ``spec.sample_rate`` (repairs counted in ``counts``)."""
-    import soundfile as sf
+    sf = need("soundfile", "reading WAV files")
 
     try:
         data, rate = sf.read(str(path), dtype="float64", always_2d=True)
@@ -251,7 +252,7 @@ def read_audio(path: Path, spec: AudioSpec, counts: Counter, native_rate: int) -
         counts["mixed_down"] += 1
     x = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if rate != spec.sample_rate:
-        import soxr
+        soxr = need("soxr", "resampling audio")
 
         counts["resampled"] += 1
         if rate != native_rate:
@@ -288,7 +289,7 @@ def _read_list(path: Path) -> list[tuple[int, str]]:
 
 def read_shd_keys(path: Path) -> list[str] | None:
     """``extra/keys`` of an SHD HDF5 file as strings; None if the file has none or cannot be read."""
-    import h5py
+    h5py = need("h5py", "caching audio features")
 
     try:
         with h5py.File(path, "r") as f:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._optional import need
 from ..errors import SpikegradError
 from . import files_missing
 from .events import DataSplits, EventData
@@ -102,8 +103,7 @@ def _first_line(err: BaseException) -> str:
 def _read_file(path: Path, name: str, split: str, n_classes: int, bad_events: str,
                need_speakers: bool, n_steps: int, dt: float) -> _FileContents:
     """Read and check one HDF5 file; SpikegradError naming the file for anything wrong."""
-    import h5py
-
+    h5py = need("h5py", f"reading {name}'s HDF5 files")
     try:
         with h5py.File(path, "r") as f:
             return _read_open(h5py, f, path, name, split, n_classes, bad_events, need_speakers, n_steps, dt)

@@ -190,7 +190,7 @@ class RTRL:
         layers = list(model.layers)
         L = len(layers)
         start = steps - ro.window if ro.window else 0
-        kappa = torch.tensor(readout_kernel(ro, steps), dtype=like.dtype)
+        kappa = torch.tensor(readout_kernel(ro, steps), dtype=like.dtype, device=like.device)
         cum = torch.cumsum(kappa, 0)
         states = self._initial(model, like, batch)
         q = [like.new_zeros(batch, layer.weight.shape[1]) for layer in layers]
@@ -243,7 +243,7 @@ class RTRL:
                 J_new = p.decay_syn * t["J"]
                 if k == l:                                   # ∂(W x + V S)/∂θ: θ's own row for neuron i
                     own = ran[k][0] if kind == "W" else ran[k][1]
-                    idx = torch.arange(layer.weight.shape[0])
+                    idx = torch.arange(layer.weight.shape[0], device=like.device)
                     J_new[:, idx, idx, :] += own.unsqueeze(1)
                 if k > l:                                    # through the spikes of the layer below
                     below = dS[(k - 1, name)]

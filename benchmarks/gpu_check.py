@@ -12,7 +12,9 @@ Checks (each prints PASS/FAIL and goes into DIR/gpu_check.json):
   and "auto" must pick the next candidate and record it;
 * a whole SNN on the device (auto backend, dense and EventBatch input) equals the CPU
   reference network in float64 (logits and gradients);
-* torch.func.vmap of K stacked weight sets equals K separate calls on the device.
+* torch.func.vmap of K stacked weight sets equals K separate calls on the device;
+* every learning rule (fa, dfa, dcll, rtrl; feed-forward and recurrent, two hidden layers)
+  gives on the device the gradient it gives on the CPU (float64, 1e-10), and rtrl BPTT's.
 
 Timing: one training step (forward, backward, Adam) of the default Randman network
 (B 250, T 70, 20 → 128 → 10) and of an SHD-like recurrent one (B 64, T 100, 700 → 256 RC →
@@ -137,6 +139,55 @@ def check_network(device: str) -> list[dict]:
     return rows
 
 
+def check_rules(device: str) -> list[dict]:
+    """Each learning rule's gradient on the device equals the same rule's on the CPU in
+    float64 (fa, dfa: through the credit seam; dcll, rtrl: their own step-by-step forward),
+    and rtrl's equals BPTT's on the device."""
+    from spikegrad.losses import CrossEntropy
+    from spikegrad.rules import DCLL, RTRL, DirectFeedbackAlignment, FeedbackAlignment
+
+    def grads_of(name, net, x, y):
+        if name in ("dcll", "rtrl"):
+            rule = DCLL(burn_in=3) if name == "dcll" else RTRL(loss=CrossEntropy())
+            got, _, _ = rule.gradients(net, x, y)
+            return got
+        rule = (FeedbackAlignment if name == "fa" else DirectFeedbackAlignment)(objective=None)
+        rule.ensure(net)
+        net.zero_grad()
+        net.credit = rule
+        try:
+            F.cross_entropy(net(x), y).backward()
+        finally:
+            net.credit = None
+        return {n: p.grad.clone() for n, p in net.named_parameters()}
+
+    rows = []
+    gen = torch.Generator().manual_seed(4)
+    x = (torch.rand(4, 30, 12, generator=gen, dtype=torch.float64) < 0.2).double()
+    y = torch.arange(4) % 3
+    for name in ("fa", "dfa", "dcll", "rtrl"):
+        for recurrent in (False, True):
+            torch.manual_seed(0)
+            ref = SNN(12, [10, 8], 3, LIFParams(), recurrent=recurrent, backend="reference").double()
+            with torch.no_grad():
+                for layer in ref.layers:
+                    layer.weight.mul_(8.0)
+            dev = SNN(12, [10, 8], 3, LIFParams(), recurrent=recurrent).double().to(device)
+            dev.load_state_dict(ref.state_dict())
+            want = grads_of(name, ref, x, y)
+            got = grads_of(name, dev, x.to(device), y.to(device))
+            rel = max(rel_err(got[k], want[k]) for k in want if want[k] is not None)
+            row = dict(check="rule", rule=name, recurrent=recurrent, rel=rel)
+            ok = rel <= 1e-10
+            if name == "rtrl":
+                dev.zero_grad()
+                F.cross_entropy(dev(x.to(device)), y.to(device)).backward()
+                row["vs_bptt"] = max(rel_err(got[k], p.grad) for k, p in dev.named_parameters())
+                ok = ok and row["vs_bptt"] <= 1e-10
+            rows.append({**row, "status": "PASS" if ok else "FAIL"})
+    return rows
+
+
 def check_vmap(device: str) -> list[dict]:
     import copy
     from torch.func import functional_call, stack_module_state, vmap
@@ -204,7 +255,7 @@ def main() -> int:
     result = dict(info=info, checks=[], timing=[], errors=[])
     t0 = time.perf_counter()
     for name, fn in (("kernels", lambda: check_kernels(dev, args.quick)), ("network", lambda: check_network(dev)),
-                     ("vmap", lambda: check_vmap(dev))):
+                     ("vmap", lambda: check_vmap(dev)), ("rules", lambda: check_rules(dev))):
         try:
             rows = fn()
             result["checks"] += rows

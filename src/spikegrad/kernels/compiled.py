@@ -37,7 +37,7 @@ the same, except with the dense λI·V product (recurrent_grad "prop"), where bl
 rows go through time together so that each row of V read from cache serves the block.
 Walking time backwards defeats the hardware prefetchers, so the backward kernels prefetch
 the rows they will need two steps (or, step by step, two batch rows) ahead themselves
-(``llvm.prefetch``, :func:`_make_prefetch`).
+(``llvm.prefetch``, :func:`spikegrad._numba.make_prefetch`).
 
 Backward paths: the common case — only the spikes carry a gradient and the reset is
 detached — runs ``_backward_simple_py`` (one fused loop per row and step, bitwise the
@@ -70,7 +70,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .._autograd import apply
-from .._numba import DTYPES as _DTYPES, INSTALL_HINT, is_vmapped, numba_available, require_numba
+from .._numba import (DTYPES as _DTYPES, INSTALL_HINT, is_vmapped, make_prefetch, numba_available,
+                      require_numba)
 from ..errors import SpikegradError
 from ..events import EventBatch
 from ..surrogates import KERNEL_FORMS, SURROGATES, get_surrogate, kernel_code
@@ -131,7 +132,7 @@ _surrogate_row = None  # the jit-compiled _surrogate_row_py, called by the kerne
 
 def _prefetch_py(arr, b, t, i):
     """Hint that arr[b, t, i] will be needed soon (a no-op in Python; a CPU prefetch of
-    its cache line in the compiled kernels, see :func:`_make_prefetch`)."""
+    its cache line in the compiled kernels, see :func:`spikegrad._numba.make_prefetch`)."""
 
 
 _prefetch = _prefetch_py  # bound to the intrinsic by _kernels()
@@ -150,44 +151,6 @@ def _prefetch_rows_py(volts, gs, gff, b, t):
 
 
 _prefetch_rows = _prefetch_rows_py  # jit-compiled by _kernels()
-
-
-def _make_prefetch(numba):
-    """``llvm.prefetch`` of arr[b, t, i] (read, keep in all cache levels) as a numba intrinsic.
-
-    Why: the reverse-time adjoint walks each batch row from its last step to its first; every
-    step reads 1 KB rows (N = 256, float32) ascending, then jumps 2 KB back.  The hardware
-    prefetchers miss that pattern, so with the saved voltages no longer in cache (as in a
-    training step) the simple backward took 2.0–2.4 ms instead of 0.7–0.9 ms at B 64, T 100,
-    N 256; prefetching the rows two steps ahead brought it to 1.4–1.5 ms (same results: a
-    prefetch changes no value).  Falls back to the no-op if the intrinsic cannot be built.
-    """
-    try:
-        from llvmlite import ir
-        from numba.core import cgutils, types
-        from numba.extending import intrinsic
-    except ImportError:  # pragma: no cover - numba's internals moved
-        return numba.njit(_prefetch_py)
-
-    @intrinsic
-    def prefetch(typingctx, arr, b, t, i):
-        def codegen(context, builder, signature, args):
-            aryty = signature.args[0]
-            ary = context.make_array(aryty)(context, builder, args[0])
-            idx = [context.cast(builder, v, ty, types.intp)
-                   for v, ty in zip(args[1:], signature.args[1:])]
-            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx, wraparound=False)
-            i8p = ir.IntType(8).as_pointer()
-            i32 = ir.IntType(32)
-            name = "llvm.prefetch.p0" if getattr(ptr.type, "is_opaque", True) else "llvm.prefetch.p0i8"
-            fn = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), name)
-            builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3),
-                              ir.Constant(i32, 1)])
-            return context.get_dummy_value()
-        return types.void(arr, b, t, i), codegen
-
-    return prefetch
 
 
 def _surrogate_row_py(code, u, h, beta, one, zero):
@@ -586,7 +549,7 @@ def _kernels(parallel: bool):
         global _surrogate_row, _prefetch, _prefetch_rows
         _surrogate_row = numba.njit(**opts)(_surrogate_row_py)
         if _prefetch is _prefetch_py:
-            _prefetch = _make_prefetch(numba)
+            _prefetch = make_prefetch(numba, _prefetch_py)
         _prefetch_rows = numba.njit(inline="always", **opts)(_prefetch_rows_py)
         if parallel:
             opts["parallel"] = True

@@ -1,6 +1,7 @@
 """The paper's sweep figures (fig3, fig5, fig9): PNGs, the numbers in their CSVs, errors, sweep files."""
 
 import csv
+import json
 import math
 import statistics
 from pathlib import Path
@@ -165,7 +166,7 @@ def fake_sweep(tmp_path, complete=True):
     from optuna.trial import TrialState
 
     while complete and (t := sweeps.claim_next(study)) is not None:
-        params = sweeps.json.loads(t.user_attrs["params"])
+        params = json.loads(t.user_attrs["params"])
         val = 0.5 + params["model.beta"] / 100 + t.user_attrs["seed"] / 10
         for key, value in {"val_accuracy": val, "test_accuracy": val - 0.1, "hidden_spikes_per_sample": 50.0,
                            "diverged": False}.items():

@@ -544,8 +544,9 @@ def test_landscape_from_a_sweep_or_a_run_folder_on_the_command_line(trained_swee
     import functools
 
     import spikegrad.paper_figures as pf
+    from spikegrad.paper_figures import catalog
 
-    monkeypatch.setattr(pf, "landscape_run", functools.partial(pf.landscape_run, points=3, batch=8))  # run folders
+    monkeypatch.setattr(catalog, "landscape_run", functools.partial(pf.landscape_run, points=3, batch=8))  # run folders
     monkeypatch.setitem(pf.FIGURES, "landscape", functools.partial(pf.landscape, points=3, batch=8))  # sweeps
     run_dir = trained_sweep / "trials" / "1"
     assert main(["figure", "landscape", str(run_dir), "--out", str(tmp_path / "run")]) == 0

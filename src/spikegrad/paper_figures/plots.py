@@ -1,129 +1,22 @@
-"""The paper's sweep figures (Zenke & Vogels 2021, figures 3, 5 and 9) from finished sweeps.
-
-:func:`results_table` turns one or more sweep folders (their Optuna storage, read with
-:mod:`spikegrad.sweeps`) into one row per finished trial: every swept config field,
-the fields the figures group by (resolved from the trial's full config, so a field the
-sweep keeps fixed is a column too), ``n_hidden``, ``seed`` and the metrics.  Each figure
-function takes such a :class:`Results`, writes ``NAME.png`` (matplotlib, Agg) and
-``NAME.csv`` (the numbers plotted, long format) and returns those numbers.
-
-- ``fig3``: per surrogate, mean validation accuracy over the β × η grid (heatmap), and
-  mean ± sd test accuracy of the best-k configurations per shape and hidden depth.
-- ``fig5``: the scale study: sCtl / aCtl / aDR (SuperSpike vs asymptotic SuperSpike ×
-  detached vs differentiable reset) and, for recurrent networks, Prop vs Ctl; best-k
-  configurations per group and hidden depth.
-- ``fig9``: test accuracy against mean hidden spikes per input (log axis) with a fitted
-  sigmoid in log s; the critical spike count exp(c) per series.
-- ``fig2``: learning curves (train loss, validation accuracy per epoch, from each trial's
-  ``metrics.jsonl``) of the true gradient against surrogate gradients, and activity
-  snapshots of one trained surrogate network before and after training.
-- ``fig6``: top-k test accuracy of FF/RC × Max/Sum readout networks per data set.
-- ``fig8``: hidden spike-count histograms on the test set of the best unregularised and
-  the best regularised network (their saved weights).
-- ``landscape``: the loss on a 2-D plane through a trained network's weights along two
-  random filter-normalised directions (Li et al. 2018), for one run folder or the best
-  trial of a sweep.
-
-Figures that need more than the results table (per-epoch curves, weights) read the
-trial's run folder, ``SWEEP_DIR/trials/<trial>/`` (the row's ``run_dir``).
-
-See docs/SWEEPS.md, section "Figures".
-"""
+"""The paper's figures: each ``(results, png, csv) -> dict`` draws one PNG, writes the
+numbers plotted as CSV and returns them."""
 
 from __future__ import annotations
 
-import csv
-import inspect
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
-from ._format import cell as _cell, mean_sd as _mean_sd
-from ._optional import need
-from .errors import SpikegradError
-from .registry import Registry
-from .sweeps import DB_NAME, load_study, point_config, point_key, top_k_table, trial_rows
-
-# config fields every results row carries (resolved from the trial's config)
-FIELDS = ("model.surrogate", "model.beta", "train.lr", "model.hidden", "model.recurrent", "model.recurrent_grad",
-          "model.detach_reset", "regularizer.lower_strength", "regularizer.lower_threshold",
-          "regularizer.upper_strength", "regularizer.upper_threshold", "data.name", "model.readout")
-METRICS = ("val_accuracy", "test_accuracy", "hidden_spikes_per_sample", "diverged")
-
-
-@dataclass
-class Results:
-    """One row per finished trial; ``swept``: the grid keys of the sweeps it came from."""
-    rows: list[dict[str, Any]]
-    swept: list[str] = field(default_factory=list)
-    source: str = "results"
-
-
-# -- the results table ---------------------------------------------------------------------
-
-def results_table(sweep_dirs: str | Path | Sequence[str | Path], storage: str | None = None,
-                  name: str | None = None) -> Results:
-    """Rows of every finished trial of one or more sweeps (empty sweeps → SpikegradError).
-
-    Each row: ``trial``, ``sweep``, the swept keys and :data:`FIELDS` (values from the
-    trial's full config), ``n_hidden`` (hidden layers), ``seed``, :data:`METRICS`
-    (``None`` where a trial did not record one) and ``run_dir`` (the trial's run folder).
-    """
-    if isinstance(sweep_dirs, (str, Path)):
-        sweep_dirs = [sweep_dirs]
-    if not sweep_dirs:
-        raise SpikegradError("name at least one sweep folder")
-    rows: list[dict[str, Any]] = []
-    swept: list[str] = []
-    names = []
-    for sweep_dir in sweep_dirs:
-        study, spec = load_study(sweep_dir, storage, name)
-        names.append(f"{sweep_dir} (sweep {spec.name!r})")
-        swept += [k for k in spec.grid if k not in swept]
-        for r in trial_rows(study):
-            cfg = point_config(spec, {"params": r["params"], "seed": r["seed"], "key": r["point"]})
-            row: dict[str, Any] = {"sweep": spec.name, "trial": r["trial"]}
-            row.update({k: cfg.get(k) for k in (*FIELDS, *spec.grid)})
-            row["n_hidden"] = len(cfg.hidden_sizes)
-            row["seed"] = r["seed"]
-            row.update({m: r.get(m) for m in METRICS})
-            if isinstance(r.get("selection"), Mapping):   # the loss's own metric, where it names one
-                row["selection"] = r["selection"]
-                row[r["selection"]["metric"]] = r.get(r["selection"]["metric"])
-            row["run_dir"] = str(Path(sweep_dir) / "trials" / str(r["trial"]))
-            rows.append(row)
-    if not rows:
-        raise SpikegradError(f"no finished trials in {', '.join(names)} yet")
-    return Results(rows, swept, ", ".join(names))
-
-
-def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(columns)
-        for row in rows:
-            w.writerow(["" if row.get(c) is None else _cell(row.get(c)) for c in columns])
-    return path
-
-
-def _require(results: Results, figure: str, columns: Sequence[str] = (), swept: Sequence[str] = ()) -> None:
-    """One-line errors naming what a figure needs and the results lack."""
-    if not results.rows:
-        raise SpikegradError(f"{figure}: {results.source} holds no finished trials")
-    for key in swept:
-        if key not in results.swept:
-            raise SpikegradError(f"{figure} needs a sweep over {key}; {results.source} sweeps "
-                                 f"{', '.join(results.swept) or 'nothing'}")
-    for col in columns:
-        for row in results.rows:
-            if row.get(col) is None:
-                raise SpikegradError(f"{figure} needs {col} in every trial; trial {row.get('trial', '?')} of "
-                                     f"{results.source} has none")
+from .._format import mean_sd as _mean_sd
+from .._optional import need
+from ..errors import SpikegradError
+from ..sweeps import point_key
+from .analysis import (_load_trained, _snapshot, filter_normalized_direction, fit_sigmoid, hidden_spike_counts,
+                       landscape_batch, loss_plane, plane_grid, sigmoid_log)
+from .results import (Results, _best_row, _config_params, _entry, _order, _require, _run_folder, _top_k,
+                      read_history, write_csv)
 
 
 def _plt():
@@ -132,34 +25,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _order(values: Iterable[Any]) -> list[Any]:
-    """Distinct values in order of first appearance."""
-    out: list[Any] = []
-    for v in values:
-        if v not in out:
-            out.append(v)
-    return out
-
-
-def _top_k(entries: list[dict[str, Any]], group: Sequence[str], top_k: int) -> dict[str, dict[str, Any]]:
-    """sweeps.top_k_table over rows given as {"params", "seed", metrics}; keyed by point_key(group)."""
-    _, summary = top_k_table(entries, group, top_k)
-    return {point_key(s["group"]): s for s in summary}
-
-
-def _entry(row: Mapping[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    return {"params": params, "seed": row["seed"], "val_accuracy": float(row["val_accuracy"]),
-            "test_accuracy": float(row["test_accuracy"]), "diverged": bool(row.get("diverged") or False)}
-
-
-def _config_params(results: Results, row: Mapping[str, Any], drop: Sequence[str] = ()) -> dict[str, Any]:
-    """The identity of a row's configuration: its swept fields (seeds pooled), less ``drop``."""
-    return {k: row[k] for k in results.swept if k in row and k not in drop and k != "train.seed"}
-
-
-# -- figure 3: shape of the surrogate ------------------------------------------------------
 
 def shape_label(row: Mapping[str, Any]) -> str:
     """fig3's bar groups: the surrogate; β = 0 (constant surrogate), the true gradient and no
@@ -277,9 +142,6 @@ def _save(fig, png: str | Path) -> None:
     fig.savefig(png, dpi=130, bbox_inches="tight")
     _plt().close(fig)
 
-
-# -- figure 5: scale of the surrogate ------------------------------------------------------
-
 SCALE_PREFIX = {"superspike": "s", "superspike-asym": "a"}
 
 
@@ -360,33 +222,6 @@ def fig5(results: Results, png: str | Path, csv_path: str | Path, top_k: int = 1
     return {"bars": bars}
 
 
-# -- figure 9: critical spike count --------------------------------------------------------
-
-def sigmoid_log(s: np.ndarray, a: float, b: float, c: float, d: float) -> np.ndarray:
-    """acc(log s) = a + (b − a) / (1 + exp(−(log s − c) / d))."""
-    return a + (b - a) / (1.0 + np.exp(-(np.log(s) - c) / d))
-
-
-def fit_sigmoid(spikes: Sequence[float], acc: Sequence[float]) -> dict[str, float] | None:
-    """Least-squares fit of :func:`sigmoid_log` (scipy.optimize.curve_fit); None if it fails.
-
-    Returns a, b (lower and upper accuracy), c (log critical spike count), d (width in
-    log units) and ``critical_spikes`` = exp(c)."""
-    curve_fit = need("scipy.optimize", "fig9's sigmoid fit").curve_fit
-    s = np.asarray(spikes, dtype=float)
-    y = np.asarray(acc, dtype=float)
-    x = np.log(s)
-    lo, hi = float(x.min()), float(x.max())
-    p0 = [float(y.min()), float(y.max()), float(np.median(x)), max((hi - lo) / 8, 0.1)]
-    bounds = ([-0.1, 0.0, lo - 3.0, 1e-3], [1.0, 1.1, hi + 3.0, max(10.0, hi - lo)])
-    p0 = [min(max(v, b0 + 1e-6), b1 - 1e-6) for v, b0, b1 in zip(p0, *bounds)]
-    try:
-        (a, b, c, d), _ = curve_fit(sigmoid_log, s, y, p0=p0, bounds=bounds, maxfev=20000)
-    except (RuntimeError, ValueError):
-        return None
-    return {"a": float(a), "b": float(b), "c": float(c), "d": float(d), "critical_spikes": float(math.exp(c))}
-
-
 def spike_series(row: Mapping[str, Any]) -> str:
     return f"{'RC' if row.get('model.recurrent') else 'FF'} n_h={row['n_hidden']}"
 
@@ -436,98 +271,6 @@ def fig9(results: Results, png: str | Path, csv_path: str | Path, min_points: in
     return {"series": series, "fits": fits, "rows": csv_rows}
 
 
-# -- run folders of trials -----------------------------------------------------------------
-
-def _run_folder(row: Mapping[str, Any], figure: str, need: Sequence[str] = ("config.toml",)) -> Path:
-    """The run folder of a results row, checked to hold the files ``need`` (one-line error otherwise)."""
-    run_dir = row.get("run_dir")
-    if run_dir is None:
-        raise SpikegradError(f"{figure} needs the run folder of trial {row.get('trial', '?')}; the results "
-                             f"table has none (read the sweep with results_table)")
-    run_dir = Path(run_dir)
-    for name in need:
-        if not (run_dir / name).is_file():
-            raise SpikegradError(f"{figure} needs {name} of trial {row.get('trial', '?')}; {run_dir / name} "
-                                 f"does not exist")
-    return run_dir
-
-
-def _best_row(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    """The best by the selection metric (validation accuracy by default), non-diverged
-    trials first; ties: the first row."""
-    from .sweeps import row_selection
-
-    select = row_selection(rows[0]) if rows else row_selection({})
-    sign = 1.0 if select.higher_is_better else -1.0
-    return max(rows, key=lambda r: (not bool(r.get("diverged")), sign * float(r.get(select.metric) or 0.0),
-                                    -rows.index(r)))
-
-
-def _load_trained(run_dir: Path, weights: str | None = "model.safetensors"):
-    """(cfg, model, splits) of a run folder with the given weights file; ``weights=None``:
-    the network as it was initialised, as :func:`spikegrad.training.train` does it (the
-    run's seed, then its ``train.init_from`` weights or the fluctuation-driven init)."""
-    import torch
-
-    from . import training
-    from .config import load_config
-    from .data import load_dataset
-
-    cfg = load_config(run_dir / "config.toml")
-    splits = load_dataset(cfg)
-    with torch.random.fork_rng(devices=[]):  # leaves the caller's RNG state alone
-        model = training.init_model(cfg, splits, fresh=weights is None)
-    if weights is not None:
-        training.load_weights(model, run_dir / weights, cfg.torch_device())
-    model.eval()
-    return cfg, model, splits
-
-
-def hidden_spike_counts(model, data, cfg) -> np.ndarray:
-    """Spike counts per test input and hidden neuron, [samples, all hidden neurons] (layers
-    side by side), summed over time."""
-    import torch
-
-    from .training import EVAL_BATCH, iterate_batches
-
-    parts = []
-    model.eval()
-    with torch.no_grad():
-        for x, _ in iterate_batches(data, cfg, EVAL_BATCH):
-            _, rec = model.run(x)
-            parts.append(torch.cat([s.sum(1) for s in rec.spikes], 1).cpu().numpy()
-                         if rec.spikes else np.zeros((len(x), 0)))
-    return np.concatenate(parts, 0) if parts else np.zeros((0, 0))
-
-
-# -- figure 2: true gradient vs surrogate gradient -----------------------------------------
-
-def read_history(run_dir: Path, figure: str = "fig2") -> list[dict[str, Any]]:
-    """The per-epoch rows of a run folder's metrics.jsonl."""
-    import json
-
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        raise SpikegradError(f"{figure} needs per-epoch metrics; {path} does not exist")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise SpikegradError(f"{figure}: {path} line {n} is not JSON") from None
-    return rows
-
-
-def _snapshot(model, x) -> dict[str, Any]:
-    import torch
-
-    with torch.no_grad():
-        logits, rec = model.run(x.unsqueeze(0).to(next(model.parameters()).device))
-    return {"inputs": x.cpu().numpy(), "hidden": [s[0].cpu().numpy() for s in rec.spikes],
-            "readout": rec.readout[0].cpu().numpy(), "prediction": int(logits.argmax(1))}
-
-
 CURVE_METRICS = ("train_loss", "val_accuracy")
 
 
@@ -552,7 +295,7 @@ def fig2(results: Results, png: str | Path, csv_path: str | Path, sample: int = 
         raise SpikegradError(f"fig2 needs surrogate-gradient trials besides the true gradient; "
                              f"{results.source} has only model.surrogate = true")
     surrogates = [s for s in surrogates if s != "true"] + ["true"]
-    from .sweeps import rank_configs
+    from ..sweeps import rank_configs
 
     chosen: dict[str, list[Mapping[str, Any]]] = {}
     for sur in surrogates:
@@ -656,9 +399,6 @@ def fig2(results: Results, png: str | Path, csv_path: str | Path, sample: int = 
     return {"curves": curves, "snapshot_trial": best_row["trial"], "snapshot_run": str(run_dir), "label": label,
             "snapshots": snaps, "chosen": {s: [r["trial"] for r in v] for s, v in chosen.items()}}
 
-
-# -- figure 6: architectures, readouts and data sets ----------------------------------------
-
 def arch_label(row: Mapping[str, Any]) -> str:
     """fig6's bars: FF/RC × readout head, e.g. ``FF-Max``."""
     return f"{'RC' if row['model.recurrent'] else 'FF'}-{str(row['model.readout']).capitalize()}"
@@ -723,9 +463,6 @@ def fig6(results: Results, png: str | Path, csv_path: str | Path, top_k: int = 1
     write_csv(csv_path, ["data", "arch", "recurrent", "readout", "n_hidden", "mean", "sd", "k", "configs", "best_test",
                          "best_lr"], bars)
     return {"bars": bars}
-
-
-# -- figure 8: hidden activity with and without regularisation -----------------------------
 
 def is_regularised(row: Mapping[str, Any]) -> bool:
     """An activity regulariser acts: λ_up > 0 (any ν_up), or λ_low > 0 with ν_low > 0
@@ -814,85 +551,6 @@ def fig8(results: Results, png: str | Path, csv_path: str | Path, bins: int = 40
     return {"hists": hists, "info": info, "counts": counts}
 
 
-# -- the loss landscape (talk; Li et al. 2018) ---------------------------------------------
-
-def filter_normalized_direction(weights: Mapping[str, Any], generator) -> dict[str, Any]:
-    """A random direction with each weight matrix's rows ("filters": one output neuron's
-    weights) rescaled to the norm of the same row of ``weights`` (Li et al. 2018).  Tensors
-    with fewer than 2 dimensions are scaled as a whole."""
-    import torch
-
-    out = {}
-    for name, w in weights.items():
-        d = torch.randn(w.shape, generator=generator, dtype=w.dtype)
-        if w.dim() < 2:
-            out[name] = d * (w.norm() / d.norm().clamp_min(1e-12))
-            continue
-        rows_w, rows_d = w.reshape(w.shape[0], -1), d.reshape(d.shape[0], -1)
-        scale = rows_w.norm(dim=1, keepdim=True) / rows_d.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        out[name] = (rows_d * scale).reshape(w.shape)
-    return out
-
-
-def plane_grid(points: int, span: float) -> np.ndarray:
-    """``points`` coefficients in [−span, span] (0 exactly in the middle for odd ``points``)."""
-    if points < 2:
-        raise SpikegradError(f"landscape needs at least 2 points per axis, got {points}")
-    if not (math.isfinite(span) and span > 0):
-        raise SpikegradError(f"landscape span must be a positive number, got {span!r}")
-    values = np.linspace(-span, span, points)
-    if points % 2:
-        values[points // 2] = 0.0
-    return values
-
-
-def loss_plane(model, x, y, cfg, d1: Mapping[str, Any], d2: Mapping[str, Any], alphas: Sequence[float],
-               betas: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Training loss (cross-entropy + the config's activity regulariser) and accuracy on (x, y)
-    at θ* + a·d1 + b·d2 for every a in ``alphas`` (columns) and b in ``betas`` (rows); the
-    model's weights are restored afterwards."""
-    import torch
-
-    from .training import loss_and_record
-
-    params = dict(model.named_parameters())
-    theta = {n: p.detach().clone() for n, p in params.items()}
-    device = next(iter(theta.values())).device
-    d1 = {n: d.to(device) for n, d in d1.items()}
-    d2 = {n: d.to(device) for n, d in d2.items()}
-    x, y = x.to(device), y.to(device)
-    loss = np.full((len(betas), len(alphas)), np.nan)
-    acc = np.full_like(loss, np.nan)
-    model.eval()
-    try:
-        with torch.no_grad():
-            for i, b in enumerate(betas):
-                for j, a in enumerate(alphas):
-                    for n, p in params.items():
-                        p.copy_(theta[n] + float(a) * d1[n] + float(b) * d2[n])
-                    value, logits, _ = loss_and_record(model, x, y, cfg)
-                    loss[i, j] = float(value)
-                    acc[i, j] = float((logits.argmax(1) == y).float().mean())
-    finally:
-        with torch.no_grad():
-            for n, p in params.items():
-                p.copy_(theta[n])
-    return loss, acc
-
-
-def landscape_batch(splits, cfg, batch: int, seed: int):
-    """The fixed validation batch: ``batch`` samples drawn without replacement (seeded), in order."""
-    import torch
-
-    n = len(splits.val)
-    if n == 0:
-        raise SpikegradError("landscape needs validation data; the validation split is empty")
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(n, size=min(batch, n), replace=False))
-    x = splits.val.inputs(idx, cfg.data.n_steps, cfg.model.dt_ms * 1e-3)
-    return x, torch.from_numpy(np.asarray(splits.val.labels[idx])).long(), idx
-
-
 def landscape_run(run_dir: str | Path, png: str | Path, csv_path: str | Path, points: int = 21, span: float = 1.0,
                   seed: int = 0, batch: int = 256, label: str | None = None) -> dict[str, Any]:
     """Loss landscape of one run folder's trained network (its ``model.safetensors``) on a
@@ -959,48 +617,3 @@ def landscape(results: Results, png: str | Path, csv_path: str | Path, points: i
                         label=f"trial {best['trial']}")
     out["trial"] = best["trial"]
     return out
-
-
-# -- registry ------------------------------------------------------------------------------
-
-FIGURES: Registry[Callable[..., dict[str, Any]]] = Registry("figure")
-for _fig in (fig2, fig3, fig5, fig6, fig8, fig9, landscape):
-    FIGURES.add(_fig.__name__, _fig)
-
-
-def check_figure_name(name: str) -> Callable[..., dict[str, Any]]:
-    return FIGURES.get(name)
-
-
-def takes_top_k(name: str) -> bool:
-    return "top_k" in inspect.signature(check_figure_name(name)).parameters
-
-
-def is_run_folder(path: str | Path) -> bool:
-    """A training run folder (config.toml, no sweep storage) rather than a sweep folder."""
-    path = Path(path)
-    return (path / "config.toml").is_file() and not (path / DB_NAME).is_file()
-
-
-def make_figure(name: str, sweep_dirs: str | Path | Sequence[str | Path], out: str | Path | None = None,
-                top_k: int | None = None, storage: str | None = None, study: str | None = None) -> dict[str, Any]:
-    """Read the sweep(s) and write ``OUT/NAME.png`` and ``OUT/NAME.csv`` (OUT: the first sweep folder).
-
-    ``landscape`` also takes one run folder (written by ``spikegrad train``) instead of a sweep.
-    """
-    fn = check_figure_name(name)
-    dirs = [sweep_dirs] if isinstance(sweep_dirs, (str, Path)) else list(sweep_dirs)
-    if not dirs:
-        raise SpikegradError("name at least one sweep folder")
-    if top_k is not None:
-        if not takes_top_k(name):
-            raise SpikegradError(f"--top-k applies to {', '.join(n for n in FIGURES if takes_top_k(n))}, not {name}")
-        if top_k < 1:
-            raise SpikegradError(f"--top-k must be ≥ 1, got {top_k}")
-    out = Path(out) if out is not None else Path(dirs[0])
-    png, csv_path = out / f"{name}.png", out / f"{name}.csv"
-    if name == "landscape" and len(dirs) == 1 and storage is None and is_run_folder(dirs[0]):
-        return {"png": png, "csv": csv_path, "numbers": landscape_run(dirs[0], png, csv_path), "trials": 1}
-    results = results_table(dirs, storage, study)
-    numbers = fn(results, png, csv_path, **({"top_k": top_k} if top_k is not None else {}))
-    return {"png": png, "csv": csv_path, "numbers": numbers, "trials": len(results.rows)}

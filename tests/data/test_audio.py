@@ -566,7 +566,7 @@ def test_cache_hit_and_invalidation(rawhd, monkeypatch):
         raise AssertionError("audio was read although the cache matches")
 
     with monkeypatch.context() as m:
-        m.setattr(audio, "read_audio", no_reading)
+        m.setattr(audio.features, "read_audio", no_reading)     # where file_features looks it up
         _, again, _, cached = features_of("rawhd", rawhd)
         assert cached
         np.testing.assert_array_equal(again, first)

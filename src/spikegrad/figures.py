@@ -83,15 +83,6 @@ def activity_snapshot(model: SNN, x: torch.Tensor, dt_ms: float, path: str | Pat
     return {"inputs": inputs, "hidden": hidden, "readout": readout, "prediction": prediction}
 
 
-def _run_history(run_dir: Path) -> list[dict]:
-    import json
-
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        raise SpikegradError(f"{run_dir} is not a run folder (no metrics.jsonl)")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def alignment_figure(run_dirs: Sequence[str | Path], out: str | Path) -> dict:
     """Per epoch, for each run trained with ``train.alignment``: cos∠(the rule's update,
     BPTT's gradient) per weight (left) and the angle between each forward weight and the
@@ -100,13 +91,15 @@ def alignment_figure(run_dirs: Sequence[str | Path], out: str | Path) -> dict:
     import csv
     import tomllib
 
+    from .paper_figures.results import read_history
+
     matplotlib = need("matplotlib", "drawing figures")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = []
     for run in run_dirs:
-        history = _run_history(Path(run))
+        history = read_history(Path(run), "alignment")
         keys = [k for k in (history[0] if history else {}) if k.startswith("align_")]
         if not keys:
             raise SpikegradError(f"{run}: no alignment was logged (train with --set train.alignment=true)")

@@ -288,17 +288,18 @@ class SNN(nn.Module):
             rec.spikes.append(x)
             rec.voltages.append(out.voltages)
         if self.output_layer is not None:
-            if credit is not None and top:
-                out = self.output_layer.run(x, None, credit, top, rec.spikes)
-            else:
-                out = self.output_layer.run(x, events)
+            out = self.output_layer.run(x, events, credit, top, rec.spikes)
             rec.readout = out.voltages
             return (out.spikes, rec) if record else out.spikes
-        trace = self.readout.trace(x, events, credit, top, rec.spikes) if credit is not None else None
-        if not record:
-            return self.readout.reduce(trace) if trace is not None else self.readout(x, events)
-        rec.readout = trace if trace is not None else self.readout.trace(x, events)
-        return self.readout.reduce(rec.readout), rec
+        rec.readout = self.readout.trace(x, events, credit, top, rec.spikes)
+        logits = self.readout.reduce(rec.readout)
+        return (logits, rec) if record else logits
+
+    @property
+    def head(self) -> "Readout | LIFLayer":
+        """What the last hidden layer's spikes project into: the readout, or the spiking
+        output layer."""
+        return self.output_layer if self.output_layer is not None else self.readout
 
     def kernels(self) -> list[dict[str, str]]:
         """What the last forward pass ran, per hidden layer: kernel and input path, and the

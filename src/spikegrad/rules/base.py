@@ -23,6 +23,7 @@ from typing import Any, Callable, NamedTuple, Protocol
 
 import torch
 
+from ..errors import SpikegradError
 from ..registry import Registry
 
 
@@ -61,6 +62,54 @@ def register_rule(name: str) -> Callable[[RuleFactory], RuleFactory]:
 def make_rule(cfg, objective: Objective) -> Rule:
     """The rule ``cfg.train.rule`` names, made from the config and the objective."""
     return RULES.get(cfg.train.rule)(cfg, objective)
+
+
+class FixedMatrices:
+    """Fixed random matrices a rule keeps (feedback matrices, local readouts): drawn once,
+    on the first step, from the shapes the model needs (:meth:`wanted`), each from
+    U(±scale/√fan_in) in float64 with a generator seeded by ``seed · 1000 + seed_tag`` and
+    cast to the model's dtype and device; saved in checkpoints (``state_dict``) and, when
+    restored, checked against the model.  Subclasses set ``name``, ``matrix_kind``,
+    ``seed_tag``, ``scale``, ``seed`` and ``matrices`` (a dict) and define :meth:`wanted`
+    and :meth:`check_model`."""
+
+    name: str
+    matrix_kind: str
+    seed_tag: int
+    scale: float
+    seed: int
+    matrices: dict
+
+    def wanted(self, model) -> dict:
+        """name → (shape, fan_in, a tensor of the model's dtype and device), in drawing order."""
+        raise NotImplementedError
+
+    def check_model(self, model) -> None:
+        """One SpikegradError when the rule cannot serve ``model``."""
+
+    def ensure(self, model) -> None:
+        """Draw the matrices for this model (once), or check the restored ones fit it."""
+        self.check_model(model)
+        wanted = self.wanted(model)
+        if self.matrices:
+            for name, (shape, _, like) in wanted.items():
+                got = self.matrices.get(name)
+                if got is None or tuple(got.shape) != tuple(shape):
+                    raise SpikegradError(f"rule {self.name!r}: {self.matrix_kind} {name} does not fit the model "
+                                         f"(needs shape {list(shape)})")
+                self.matrices[name] = got.to(like)
+            return
+        gen = torch.Generator().manual_seed(self.seed * 1000 + self.seed_tag)
+        self.matrices = {}
+        for name, (shape, fan_in, like) in wanted.items():
+            bound = self.scale / math.sqrt(fan_in)
+            self.matrices[name] = torch.empty(shape, dtype=torch.float64).uniform_(-bound, bound, generator=gen).to(like)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.matrices.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.matrices = {k: v.clone() for k, v in state.items()}
 
 
 def apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, grads: dict,

@@ -33,7 +33,6 @@ be cross-entropy without the activity regulariser.
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -42,15 +41,15 @@ from ..dynamics import model_of
 from ..errors import SpikegradError
 from ..events import step_reader
 from ..surrogates import get_surrogate
-from .base import Objective, StepResult, apply_gradients, register_rule
-
-_SEED_TAG = 0xDC
+from .base import FixedMatrices, Objective, StepResult, apply_gradients, register_rule
 
 
-class DCLL:
+class DCLL(FixedMatrices):
     """``dcll``: local losses per hidden layer through fixed random readouts (module doc)."""
 
     name = "dcll"
+    matrix_kind = "local readout"
+    seed_tag = 0xDC
 
     def __init__(self, objective: Objective | None = None, burn_in: int = 0, scale: float = 1.0, seed: int = 0):
         if burn_in < 0:
@@ -60,32 +59,18 @@ class DCLL:
         self.carried = 0           # numbers carried from one step to the next in the last step() (per batch)
         self.local_losses: list[float] = []
 
-    # -- matrices ----------------------------------------------------------------------
-    def ensure(self, model) -> None:
+    def check_model(self, model) -> None:
         from ..network import SNN
 
         if not isinstance(model, SNN) or model.readout is None or not model.layers:
             raise SpikegradError("rule 'dcll' trains eq. 4.1 networks with at least one hidden layer and the "
                                  "leaky readout (model.arch 'snn', model.output 'readout')")
-        n_out = model.readout.weight.shape[0]
-        shapes = {f"G{k}": (n_out, layer.weight.shape[0]) for k, layer in enumerate(model.layers)}
-        like = model.readout.weight
-        if self.matrices:
-            for name, shape in shapes.items():
-                if name not in self.matrices or tuple(self.matrices[name].shape) != shape:
-                    raise SpikegradError(f"rule 'dcll': local readout {name} does not fit the model (needs {list(shape)})")
-                self.matrices[name] = self.matrices[name].to(like)
-            return
-        gen = torch.Generator().manual_seed(self.seed * 1000 + _SEED_TAG)
-        for name, shape in shapes.items():
-            bound = self.scale / math.sqrt(shape[1])
-            self.matrices[name] = torch.empty(shape, dtype=torch.float64).uniform_(-bound, bound, generator=gen).to(like)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in self.matrices.items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.matrices = {k: v.clone() for k, v in state.items()}
+    def wanted(self, model) -> dict:
+        """G{k} [classes, N_k] for every hidden layer k."""
+        n_out, like = model.readout.weight.shape[0], model.readout.weight
+        return {f"G{k}": ((n_out, layer.weight.shape[0]), layer.weight.shape[0], like)
+                for k, layer in enumerate(model.layers)}
 
     # -- the step ----------------------------------------------------------------------
     def gradients(self, model, x, y) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:

@@ -42,15 +42,17 @@ import torch
 
 from ..dynamics.base import Feedback, feedback_matmul
 from ..errors import SpikegradError
-from .base import Objective, StepResult, gradient_alignment, register_rule
+from .base import FixedMatrices, Objective, StepResult, gradient_alignment, register_rule
 from .bptt import BPTT
 
-_SEED_TAG = 0xFA
 
+class _Feedback(FixedMatrices, BPTT):
+    """Shared: the matrices (:class:`~spikegrad.rules.base.FixedMatrices`; ``wanted`` per
+    rule) and the step — BPTT's step with the rule's :class:`~spikegrad.network.Credit`
+    installed."""
 
-class _Feedback(BPTT):
-    """Shared: the matrices (made on the first step from the model's shapes), their state,
-    and the step — BPTT's step with the rule's :class:`~spikegrad.network.Credit` installed."""
+    matrix_kind = "feedback matrix"
+    seed_tag = 0xFA
 
     def __init__(self, objective: Objective, scale: float = 1.0, seed: int = 0, kolen_pollack: float = 0.0):
         super().__init__(objective)
@@ -61,39 +63,12 @@ class _Feedback(BPTT):
         self.scale, self.seed, self.kp_decay = float(scale), int(seed), float(kolen_pollack)
         self.matrices: dict[str, torch.Tensor] = {}
 
-    # -- matrices ----------------------------------------------------------------------
-    def _draw(self, shape: Sequence[int], fan_in: int, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
-        bound = self.scale / math.sqrt(fan_in)
-        return torch.empty(shape, dtype=torch.float64).uniform_(-bound, bound, generator=gen).to(like)
-
-    def wanted(self, model) -> dict[str, tuple[tuple[int, ...], int, torch.Tensor]]:
-        """name → (shape, fan_in, a tensor of the dtype and device), in drawing order."""
-        raise NotImplementedError
-
-    def ensure(self, model) -> None:
-        """Draw the matrices for this model (once), or check the restored ones fit it."""
+    def check_model(self, model) -> None:
         from ..network import SNN
 
         if not isinstance(model, SNN):
             raise SpikegradError(f"rule {self.name!r} sends errors through an eq. 4.1 network's layers; "
                                  f"the model is a {type(model).__name__} (model.arch 'snn')")
-        wanted = self.wanted(model)
-        if self.matrices:
-            for name, (shape, _, like) in wanted.items():
-                got = self.matrices.get(name)
-                if got is None or tuple(got.shape) != tuple(shape):
-                    raise SpikegradError(f"rule {self.name!r}: feedback matrix {name} does not fit the model "
-                                         f"(needs shape {list(shape)})")
-                self.matrices[name] = got.to(like)
-            return
-        gen = torch.Generator().manual_seed(self.seed * 1000 + _SEED_TAG)
-        self.matrices = {name: self._draw(shape, fan_in, gen, like) for name, (shape, fan_in, like) in wanted.items()}
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in self.matrices.items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.matrices = {k: v.clone() for k, v in state.items()}
 
     # -- the step ----------------------------------------------------------------------
     def step(self, model, batch, optimizer) -> StepResult:
@@ -129,7 +104,7 @@ class _Feedback(BPTT):
 
     def standing_for(self, model) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """name → (forward weight, its feedback matrix), where a matrix has a forward weight."""
-        head = model.output_layer if model.output_layer is not None else model.readout
+        head = model.head
         top = len(model.layers)
         out = {}
         for name, matrix in self.matrices.items():
@@ -147,7 +122,7 @@ def _wanted_fa(model) -> dict:
     """B1 … B(L−1) for the hidden projections, B{L} for the output layer's, C{l} per recurrent layer."""
     out = {}
     layers = list(model.layers)
-    head = model.output_layer if model.output_layer is not None else model.readout
+    head = model.head
     for k, layer in enumerate(layers):
         if k:
             out[f"B{k}"] = (tuple(layer.weight.shape), layer.weight.shape[1], layer.weight)
@@ -211,7 +186,7 @@ class DirectFeedbackAlignment(_Feedback):
         layer this is fa's B1, drawn in the same place), then H0 … H{L−2}; H{k} reaches the
         spikes of hidden layer k."""
         layers = list(model.layers)
-        head = model.output_layer if model.output_layer is not None else model.readout
+        head = model.head
         out = {}
         for k, layer in enumerate(layers):
             if layer.recurrent_weight is not None:

@@ -195,6 +195,7 @@ class RTRL:
         states = self._initial(model, like, batch)
         q = [like.new_zeros(batch, layer.weight.shape[1]) for layer in layers]
         params = self._parameters(model)
+        owner = {name: (l, kind) for name, l, kind, _ in params}
         sens = {}                       # (layer k, parameter) → {"E"} compact or {"J", "M"}: ∂I_k, ∂U_k
         for name, l, kind, shape in params:
             for k in range(l, L):
@@ -234,7 +235,7 @@ class RTRL:
             # carry every sensitivity to step n + 1
             for (k, name), t in sens.items():
                 layer, p = layers[k], layers[k].params
-                _, l, kind, _ = next(entry for entry in params if entry[0] == name)
+                l, kind = owner[name]
                 if "E" in t:
                     t["E"], eb = at_n[k].advance(t["E"], q[k].unsqueeze(1), t.get("EB"), dS[(k, name)])
                     if eb is not None:

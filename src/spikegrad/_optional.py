@@ -11,6 +11,7 @@ sweeps      optuna                       ``spikegrad sweep`` and its tables, rep
 figures     matplotlib, scipy            figures, activity snapshots, figure 9's fit
 data        h5py                         SHD / SSC and the audio caches (HDF5 files)
 audio       soundfile, soxr (and h5py)   RawHD / RawSC from WAV files
+nir         nir                          ``spikegrad export --nir`` / ``import``
 ==========  ===========================  ==========================================
 """
 
@@ -22,7 +23,7 @@ from types import ModuleType
 from .errors import SpikegradError
 
 EXTRAS = {"optuna": "sweeps", "matplotlib": "figures", "scipy": "figures", "h5py": "data",
-          "soundfile": "audio", "soxr": "audio"}
+          "soundfile": "audio", "soxr": "audio", "nir": "nir"}
 
 
 def need(module: str, purpose: str) -> ModuleType:

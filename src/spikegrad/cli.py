@@ -94,8 +94,10 @@ def train(
     data_dir: Optional[Path] = typer.Option(None, help="Folder with the data set's files (official layout)."),
     hidden: Optional[str] = typer.Option(None, help="Hidden layer sizes, comma-separated; 0 for none."),
     recurrent: Optional[bool] = typer.Option(None, "--recurrent/--feedforward", help="Recurrent hidden layers."),
-    neuron: Optional[str] = typer.Option(None, help="Neuron model: lif (eq. 4.1) or alif (adaptive threshold; "
-                                                    "--set model.tau_adapt_ms=…, model.beta_adapt=…)."),
+    neuron: Optional[str] = typer.Option(None, help="Neuron model: lif (eq. 4.1), alif (adaptive threshold; "
+                                                    "--set model.tau_adapt_ms=…, model.beta_adapt=…) or cuba "
+                                                    "(the peers' step ordering, for NIR export; --set "
+                                                    "model.threshold=…, model.decays=euler)."),
     surrogate: Optional[str] = typer.Option(None, help="superspike, superspike-asym, sigmoid, esser, true."),
     beta: Optional[float] = typer.Option(None, help="Surrogate slope β."),
     lr: Optional[float] = typer.Option(None, help="Learning rate."),

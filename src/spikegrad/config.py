@@ -26,7 +26,7 @@ from .data.randman import RandmanSpec
 from .data.shd import ShdSpec
 from .errors import SpikegradError
 from .init import INITS
-from .dynamics import NEURON_MODELS, ALIFParams, LIFParams
+from .dynamics import NEURON_MODELS, ALIFParams, CubaLIFParams, LIFParams
 from .neurons import INPUT_PATHS, available_backends
 from .readouts import get_readout
 from .losses import LOSSES, make_loss
@@ -109,7 +109,7 @@ READOUT_GAINS = ("same", "on", "off")
 class ModelConfig:
     arch: str = "snn"                  # model builder (spikegrad.models.MODELS)
     hidden: list[int] = field(default_factory=lambda: [128])  # [] or [0]: no hidden layer
-    neuron: str = "lif"                # neuron model: "lif" (eq. 4.1) or "alif" (adaptive threshold)
+    neuron: str = "lif"                # neuron model: "lif" (eq. 4.1), "alif" (adaptive threshold), "cuba" (peers' ordering, for NIR export)
     recurrent: bool = False
     surrogate: str = "superspike"
     beta: float = 10.0                 # surrogate slope
@@ -124,6 +124,8 @@ class ModelConfig:
     tau_adapt_ms: float = 200.0        # alif: adaptation time constant τ_a
     beta_adapt: float = 1.8            # alif: threshold 1 + β_a b
     detach_adaptation: bool = False    # alif: no gradient through the adaptation b
+    threshold: float = 1.0             # cuba: firing threshold θ (eq. 4.1's is 1)
+    decays: str = "exact"              # cuba: decay of τ: "exact" exp(−Δt/τ) or "euler" 1 − Δt/τ (the peers')
     readout: str = "max"               # reduction over time: "max", "sum", "mean", "last"
     output: str = "readout"            # "readout" (leaky readout → logits) or "spikes" (a spiking output layer)
     readout_tau_syn_ms: float = 0.0    # the readout's synaptic τ; 0: model.tau_syn_ms
@@ -199,15 +201,20 @@ class Config:
         return [h for h in self.model.hidden if h != 0]
 
     def neuron_params(self) -> LIFParams:
-        """The parameter record of ``model.neuron`` (``LIFParams`` or ``ALIFParams``)."""
+        """The parameter record of ``model.neuron`` (``LIFParams``, ``ALIFParams`` or ``CubaLIFParams``)."""
         m = self.model
         common = dict(dt=m.dt_ms * 1e-3, tau_mem=m.tau_mem_ms * 1e-3, tau_syn=m.tau_syn_ms * 1e-3,
                       reset=m.reset, input_gain=m.input_gain, detach_reset=m.detach_reset,
                       recurrent_grad=m.recurrent_grad, surrogate=m.surrogate, beta=m.beta)
         NEURON_MODELS.get(m.neuron)
+        if m.neuron != "cuba" and (m.threshold != 1.0 or m.decays != "exact"):
+            raise SpikegradError(f"model.threshold and model.decays set the 'cuba' neuron model; model.neuron "
+                                 f"{m.neuron!r} has threshold 1 and exact decays (eq. 4.1)")
         if m.neuron == "alif":
             return ALIFParams(**common, tau_adapt=m.tau_adapt_ms * 1e-3, beta_adapt=m.beta_adapt,
                               detach_adaptation=m.detach_adaptation)
+        if m.neuron == "cuba":
+            return CubaLIFParams(**common, threshold=m.threshold, decays=m.decays)
         if m.neuron != "lif":
             raise SpikegradError(f"model.neuron {m.neuron!r} has no config fields yet; build it from the Python API")
         return LIFParams(**common)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .dynamics import LIFParams
-from .dynamics.base import decay
+from .dynamics.base import model_of
 from .errors import SpikegradError
 from .events import EventBatch
 from .kernels.dispatch import LayerResult, run_layer
@@ -111,6 +111,10 @@ class Readout(nn.Module):
         I_out[n+1] = β_syn,out I_out[n] + W_out S[n]
         U_out[n+1] = β_out U_out[n] + g I_out[n],   g = 1 − β_out with the input gain, else 1
 
+    or, for neuron models with the same-step ordering (``cuba``; NIR's CubaLI at Δt):
+    I_out[n] = β_syn,out I_out[n−1] + W_out S[n], U_out[n] = β_out U_out[n−1] + g I_out[n].
+    Decays follow the neuron model's mapping (``params.decay_of``).
+
     ``tau_syn`` (s) and ``input_gain`` are the readout's own; ``None`` takes the hidden
     layers' (``params``), the paper's choice.  ``options``: the kernel options its input
     projection runs with (the network's)."""
@@ -135,8 +139,13 @@ class Readout(nn.Module):
         self.window = int(window)
         if tau_syn is not None and not (math.isfinite(tau_syn) and tau_syn > 0):
             raise SpikegradError(f"readout tau_syn must be a positive number of seconds, got {tau_syn!r}")
-        self.decay_out = decay(params.dt, tau_out)
-        self.decay_syn = params.decay_syn if tau_syn is None else decay(params.dt, tau_syn)
+        # the time constants (s) as given, for export; syn_gain c scales the input current
+        # (I_out ← β I_out + c W_out S; 1 unless a NIR graph says otherwise)
+        self.tau_mem, self.tau_syn = tau_out, params.tau_syn if tau_syn is None else tau_syn
+        self.syn_gain = 1.0
+        self.decay_out = params.decay_of(tau_out)
+        self.decay_syn = params.decay_syn if tau_syn is None else params.decay_of(tau_syn)
+        self.same_step = model_of(params).same_step
         input_gain = params.input_gain if input_gain is None else input_gain
         self.gain = 1.0 - self.decay_out if input_gain else 1.0
         self.initial_state = float(initial_state)
@@ -167,7 +176,14 @@ class Readout(nn.Module):
             h = project_input(x, self.weight, events=events, options=self.options)
         else:
             h = x @ self.weight.t()
-        return fn(h, self.decay_out, self.decay_syn, self.gain, self.initial_state)
+        if self.syn_gain != 1.0:
+            h = self.syn_gain * h
+        if not self.same_step:
+            return fn(h, self.decay_out, self.decay_syn, self.gain, self.initial_state)
+        # the same-step readout U[n] = β U[n−1] + g I[n], I[n] = α I[n−1] + h[n] (U[−1] =
+        # U_out[0], I[−1] = 0) is the recursion above two steps later, started from U_out[0]/β
+        padded = torch.nn.functional.pad(h, (0, 0, 0, 2))
+        return fn(padded, self.decay_out, self.decay_syn, self.gain, self.initial_state / self.decay_out)[:, 2:]
 
     def reduce(self, trace: torch.Tensor) -> torch.Tensor:
         """Logits from the readout trace."""

@@ -11,6 +11,7 @@ A model is a :class:`NeuronModel` registered by name in :data:`NEURON_MODELS`:
   are a separate path: every kernel states whether it takes them.
 * ``state_type``: a NamedTuple of [..., neurons] tensors; its first field is the membrane
   voltage (what recordings call "voltages").
+* ``same_step``: the step ordering (see :class:`NeuronModel`), which the readout follows.
 * ``initial_state(ff, p)``: the state at n = 0 for input currents ff [..., T, N].
 * ``step(ff_t, state, v, p)``: one time step → (S[n], state at n + 1), pure (no in-place
   change of its inputs), ``v`` the recurrent weights [N, N], a :class:`Feedback` pair, or
@@ -43,6 +44,9 @@ class NeuronModel:
     initial_state: Callable[[torch.Tensor, Any], NamedTuple]
     step: Callable[[torch.Tensor, NamedTuple, "torch.Tensor | None", Any], tuple[torch.Tensor, NamedTuple]]
     doc: str = ""
+    # True: input at step n acts at step n (the peers' ordering), and the network's leaky
+    # readout integrates the same way; False: eq. 4.1's (input at n acts from n + 1 on).
+    same_step: bool = False
 
     @property
     def fields(self) -> tuple[str, ...]:

@@ -72,6 +72,10 @@ class LIFParams:
         get_surrogate(self.surrogate)  # raises on unknown names
         object.__setattr__(self, "_tensor_fields", tensor_fields(self))
 
+    def decay_of(self, tau):
+        """The decay factor exp(−Δt/τ) of time constant τ."""
+        return decay(self.dt, tau)
+
     @property
     def decay_mem(self):
         return decay(self.dt, self.tau_mem)

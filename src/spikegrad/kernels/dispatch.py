@@ -15,7 +15,7 @@ Candidates, in order:
   parameters), ``fused`` (torch ops, any device; float parameters), ``reference`` (the
   generic scan: everything, including tensor-valued parameters and stacked recurrent
   weights under vmap).
-* ALIF: ``reference``.
+* ALIF, cuba: ``reference``.
 
 Every kernel of every model is tested equal to the generic scan (tests/test_kernels.py).
 Register more with :func:`register_kernel`.
@@ -135,8 +135,9 @@ register_kernel("lif", Kernel("fused", _fused_run, fused_supports,
                               "one autograd node with a hand-written adjoint in torch ops (kernels/fused.py)"))
 register_kernel("lif", Kernel("reference", _reference_run, _reference_supports,
                               "the generic scan with plain autograd (dynamics/scan.py)"))
-register_kernel("alif", Kernel("reference", _reference_run, _reference_supports,
-                               "the generic scan with plain autograd (dynamics/scan.py)"))
+for _model in ("alif", "cuba"):
+    register_kernel(_model, Kernel("reference", _reference_run, _reference_supports,
+                                   "the generic scan with plain autograd (dynamics/scan.py)"))
 
 
 def default_backend() -> str:

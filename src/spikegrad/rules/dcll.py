@@ -37,7 +37,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..dynamics import model_of
+from ..dynamics import ALIFParams, LIFParams, model_of
 from ..errors import SpikegradError
 from ..events import step_reader
 from ..surrogates import get_surrogate
@@ -65,6 +65,10 @@ class DCLL(FixedMatrices):
         if not isinstance(model, SNN) or model.readout is None or not model.layers:
             raise SpikegradError("rule 'dcll' trains eq. 4.1 networks with at least one hidden layer and the "
                                  "leaky readout (model.arch 'snn', model.output 'readout')")
+        for layer in model.layers:
+            if type(layer.params) not in (LIFParams, ALIFParams):
+                raise SpikegradError(f"rule 'dcll' takes LIF and ALIF layers (eq. 4.1 ordering), not "
+                                     f"{type(layer.params).__name__}")
 
     def wanted(self, model) -> dict:
         """G{k} [classes, N_k] for every hidden layer k."""

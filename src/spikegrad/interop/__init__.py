@@ -1,0 +1,1 @@
+"""Interchange with other simulators and neuromorphic tool chains (NIR)."""

@@ -1,4 +1,5 @@
-"""Command line: ``spikegrad train | evaluate | config | sweep | sweep-table | figure | report | data``, thin over the Python API.
+"""Command line: ``spikegrad train | evaluate | config | sweep | sweep-table | figure | report | export |
+import | data``, thin over the Python API.
 
 Flags override a ``--config`` TOML file, which overrides the defaults; ``--set
 section.key=value`` reaches any config field.  User mistakes print one line
@@ -333,6 +334,55 @@ def report(
     result = write_report(sweep_dir, out, keys, top_k, storage, study)
     made = ", ".join(result["figures"]) or "none"
     typer.echo(f"report: figures {made}; {len(result['skipped'])} not applicable; wrote {result['path']}")
+
+
+@app.command("export")
+def export(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `spikegrad train`."),
+    nir_file: Path = typer.Option(..., "--nir", help="The NIR file to write (HDF5)."),
+    target: str = typer.Option("generic", help="generic (= norse: the run's dt) or snntorch (dt 1e-4 s, "
+                                               "its importer's conventions)."),
+    readout: Optional[bool] = typer.Option(None, "--readout/--no-readout",
+                                           help="Write the leaky readout as a CubaLI (default: generic only; "
+                                                "snnTorch and Norse import no CubaLI)."),
+    check_samples: int = typer.Option(1000, help="Test samples on which the file's dynamics are compared "
+                                                 "with the trained network."),
+) -> None:
+    """Write a run's best weights as a NIR graph, and say what the file's dynamics (the peers')
+    change on the run's test data."""
+    from .interop.nir import export_run
+
+    rep = export_run(run_dir, nir_file, target, readout, check_samples)
+    fractions = ", ".join(f"{f:.2%}" for f in rep["differing_fraction"])
+    typer.echo(f"wrote {rep['file']} (target {rep['target']}, dt {rep['dt']:g} s)")
+    line = (f"on {rep['samples']} test samples the file's dynamics and the trained network differ in "
+            f"{fractions} of their spikes per layer; same prediction {rep['same_prediction']:.2%}")
+    if "accuracy_model" in rep:
+        line += f"; accuracy {rep['accuracy_model']:.4f} (trained) vs {rep['accuracy_graph']:.4f} (file)"
+    if rep["neuron_model"] != "cuba":
+        err_console.print(f"spikegrad: warning: model.neuron {rep['neuron_model']!r} steps in eq. 4.1's ordering, "
+                          f"which NIR and the peers do not; {line}. Train with --neuron cuba for an exact file.",
+                          soft_wrap=True)
+    else:
+        typer.echo(line)
+
+
+@app.command("import")
+def import_(
+    nir_file: Path = typer.Argument(..., help="A NIR file (Input → Linear → CubaLIF … → CubaLI or CubaLIF → Output)."),
+    out: Path = typer.Option(..., help="New folder for config.toml and model.safetensors."),
+    data: str = typer.Option(..., "--dataset", help="The data set the network reads (its inputs and classes "
+                                                    "must fit the graph)."),
+    dt_ms: Optional[float] = typer.Option(None, help="The step the graph was written for (default: its "
+                                                     "spikegrad.dt metadata; snnTorch writes for 0.1 ms)."),
+) -> None:
+    """Turn a NIR graph into a folder spikegrad evaluates, trains from (`spikegrad train --config
+    OUT/config.toml`) and exports again."""
+    from .interop.nir import import_graph
+
+    folder = import_graph(nir_file, out, data, None if dt_ms is None else dt_ms * 1e-3)
+    typer.echo(f"wrote {folder}/config.toml and model.safetensors; evaluate with `spikegrad evaluate {folder}`, "
+               f"train with `spikegrad train --config {folder}/config.toml --out RUN`")
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Download and inspect data sets.")

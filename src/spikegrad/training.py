@@ -173,7 +173,8 @@ def _default_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def _save_weights(model: SNN, path: Path) -> None:
+def save_weights(model: SNN, path: Path) -> None:
+    """The model's state dict as a .safetensors file, written whole or not at all."""
     with _replacing(path) as tmp:
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp))
         os.chmod(tmp, _default_file_mode())  # safetensors writes 0600; the rest of the folder is ordinary
@@ -479,7 +480,7 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
     model.eval()
     last_test = evaluate(model, splits.test, cfg, loss)
     if out is not None:
-        _save_weights(model, out / "last.safetensors")
+        save_weights(model, out / "last.safetensors")
     if best_state is not None:
         model.load_state_dict(best_state)
     test, val, train_eval = (evaluate(model, s, cfg, loss) for s in (splits.test, splits.val, splits.train))
@@ -499,7 +500,7 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
         "wall_seconds": time.perf_counter() - t0,
     }
     if out is not None:
-        _save_weights(model, out / "model.safetensors")
+        save_weights(model, out / "model.safetensors")
         _atomic_write(out / "metrics.json", _json(metrics, indent=2) + "\n")
     return metrics
 

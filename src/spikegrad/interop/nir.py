@@ -51,6 +51,8 @@ from ..network import SNN
 TARGETS = ("generic", "snntorch", "norse")
 SNNTORCH_DT = 1e-4           # the step snnTorch's NIR import assumes
 PREFIX = "spikegrad."        # graph metadata keys written here
+# NIR files hold float32: values this close count as equal when a graph is turned into a config
+FLOAT32_TOL = 1e-6
 SUPPORTED = "Input, Output, Linear, Affine (zero bias), CubaLIF and CubaLI"
 
 
@@ -441,3 +443,160 @@ def _readout_args(node, key: str, dt: float) -> dict:
     if values["tau_mem"] < dt or values["tau_syn"] < dt:
         raise SpikegradError(f"NIR node {key!r} has time constants shorter than the step dt = {dt:g} s")
     return {"tau_out": values["tau_mem"], "readout_tau_syn": values["tau_syn"]}
+
+
+# -- run folders ------------------------------------------------------------------------------
+
+def _spiking_layers(model: SNN) -> list:
+    return list(model.layers) + ([model.output_layer] if model.output_layer is not None else [])
+
+
+@torch.no_grad()
+def compare_on_data(model: SNN, graph, batches) -> dict:
+    """Run ``model`` and the graph (imported, i.e. the dynamics a peer runs) on the same
+    input batches: differing spikes per spiking layer (also as a fraction of both runs'
+    spikes: 0 identical, 1 no spike in common), and each one's predictions.
+    ``batches``: (x, y) pairs.  Returns counts and, where labels are class indices,
+    accuracies."""
+    other = from_nir(graph, dt=_meta(graph, "dt")).to(next(model.parameters()).device)
+    differ, total, correct, agree, n = None, None, [0, 0], 0, 0
+    for x, y in batches:
+        out_a, rec_a = model.run(x)
+        out_b, rec_b = other.run(x)
+        sa = rec_a.spikes + ([out_a] if model.output_layer is not None else [])
+        sb = rec_b.spikes + ([out_b] if other.output_layer is not None else [])
+        if len(sa) != len(sb):
+            raise SpikegradError("the graph has another number of spiking layers than the model")
+        counts = [int((a != b).sum()) for a, b in zip(sa, sb)]
+        sizes = [int(a.sum() + b.sum()) for a, b in zip(sa, sb)]
+        differ = counts if differ is None else [d + c for d, c in zip(differ, counts)]
+        total = sizes if total is None else [t + s for t, s in zip(total, sizes)]
+        if model.output_layer is None and other.output_layer is None:
+            pa, pb = out_a.argmax(-1), out_b.argmax(-1)
+        else:
+            pa, pb = out_a.sum(1).argmax(-1), out_b.sum(1).argmax(-1)
+        agree += int((pa == pb).sum())
+        if y.dim() == 1:
+            correct[0] += int((pa == y).sum())
+            correct[1] += int((pb == y).sum())
+        n += len(pa)
+    # differing / (spikes of both): 0 when the trains are identical, 1 when no spike coincides
+    report = {"samples": n, "differing_spikes": differ or [], "spikes_both": total or [],
+              "differing_fraction": [d / t if t else 0.0 for d, t in zip(differ or [], total or [])],
+              "same_prediction": agree / n if n else float("nan")}
+    if n:
+        report["accuracy_model"], report["accuracy_graph"] = correct[0] / n, correct[1] / n
+    return report
+
+
+def export_run(run_dir: str | Path, path: str | Path, target: str = "generic", readout: bool | None = None,
+               check_samples: int = 1000) -> dict:
+    """Write the best weights of a run folder as a NIR file, and measure on (up to
+    ``check_samples`` of) its test split what the file's dynamics — the peers' — change:
+    differing spikes per layer and accuracy, model vs file.  For ``cuba`` runs that is
+    rounding; for eq. 4.1 runs (``lif``) the step ordering (module doc)."""
+    from ..training import iterate_batches, load_run
+
+    cfg, model, splits = load_run(run_dir)
+    graph = to_nir(model, target, readout)
+    test = splits.test
+    idx = np.arange(min(len(test), check_samples))
+    subset = test.subset(idx) if hasattr(test, "subset") else test
+    report = compare_on_data(model, to_nir(model, target, True if model.readout is not None else None),
+                             iterate_batches(subset, cfg, 250))
+    report.update({"file": str(path), "target": target, "neuron_model": cfg.model.neuron,
+                   "dt": float(_meta(graph, "dt"))})
+    write_nir(graph, path)
+    return report
+
+
+def _same(values: list[float], what: str) -> float:
+    if any(not math.isclose(v, values[0], rel_tol=FLOAT32_TOL, abs_tol=0.0) for v in values):
+        raise SpikegradError(f"the graph's layers have different {what} ({sorted(set(values))}); a run folder's "
+                             f"config holds one for all layers — from_nir() in Python runs it as it is")
+    return values[0]
+
+
+def _scalar(value, what: str) -> float:
+    if isinstance(value, torch.Tensor):
+        raise SpikegradError(f"the graph has per-neuron {what}; a run folder's config holds one value per "
+                             f"network — from_nir() in Python runs it as it is")
+    return float(value)
+
+
+def config_of(net: SNN, data: str):
+    """The config (``cuba`` neurons, Euler decays) that builds ``net``'s architecture and
+    dynamics for data set ``data`` — or one error naming what a config cannot hold."""
+    from ..config import Config, normalise_timing
+
+    layers = _spiking_layers(net)
+    ps = [layer.params for layer in layers]
+    dt = ps[0].dt
+    tau_mem = _same([_scalar(p.tau_mem, "tau_mem") for p in ps], "tau_mem")
+    tau_syn = _same([_scalar(p.tau_syn, "tau_syn") for p in ps], "tau_syn")
+    threshold = _same([_scalar(p.threshold, "v_threshold") for p in ps], "v_threshold")
+    for p in ps:
+        if not math.isclose(_scalar(p.syn_gain, "w_in"), 1.0, rel_tol=FLOAT32_TOL):
+            raise SpikegradError(f"the graph's w_in gives an input factor w_in·dt/τ_syn = {float(p.syn_gain):.6g}, "
+                                 f"not 1; a run folder's config holds 1 — from_nir() in Python runs it as it is")
+    gains = [_scalar(p.gain, "r") for p in ps]
+    euler_gain = dt / tau_mem
+
+    def gain_mode(g: float, one_minus_b: float, what: str) -> bool:
+        if math.isclose(g, one_minus_b, rel_tol=FLOAT32_TOL):
+            return True
+        if math.isclose(g, 1.0, rel_tol=FLOAT32_TOL):
+            return False
+        raise SpikegradError(f"the graph's {what} gives a membrane input factor r·dt/τ_mem = {g:.6g}, neither "
+                             f"dt/τ_mem (r = 1, eq. 4.1's input gain) nor 1 (r = τ_mem/dt); from_nir() in "
+                             f"Python runs it as it is")
+
+    input_gain = {gain_mode(g, euler_gain, "r") for g in gains}
+    if len(input_gain) != 1:
+        raise SpikegradError("the graph's layers mix r = 1 and r = τ_mem/dt; a run folder's config holds one")
+    recurrent = {layer.recurrent_weight is not None for layer in net.layers}
+    if len(recurrent) > 1:
+        raise SpikegradError("some hidden layers of the graph are recurrent and some not; a run folder's config "
+                             "makes all or none recurrent")
+    model = {"neuron": "cuba", "decays": "euler", "dt_ms": dt * 1e3, "tau_mem_ms": tau_mem * 1e3,
+             "tau_syn_ms": tau_syn * 1e3, "threshold": threshold, "input_gain": input_gain.pop(),
+             "reset": ps[0].reset, "recurrent": bool(recurrent.pop()) if recurrent else False,
+             "hidden": [layer.weight.shape[0] for layer in net.layers] or [0]}
+    if net.readout is not None:
+        ro = net.readout
+        if not math.isclose(ro.syn_gain, 1.0, rel_tol=FLOAT32_TOL):
+            raise SpikegradError(f"the readout's w_in gives an input factor {ro.syn_gain:.6g}, not 1; a run "
+                                 f"folder's config holds 1 — from_nir() in Python runs it as it is")
+        model.update(output="readout", readout=ro.reduction, readout_init=ro.initial_state,
+                     readout_steps=ro.window, tau_out_ms=ro.tau_mem * 1e3, readout_tau_syn_ms=ro.tau_syn * 1e3,
+                     readout_input_gain="on" if gain_mode(ro.gain, dt / ro.tau_mem, "readout's r") else "off")
+    else:
+        model.update(output="spikes")
+    return Config.from_dict(normalise_timing({"data": {"name": data}, "model": model}), "NIR graph")
+
+
+def import_graph(path: str | Path, out_dir: str | Path, data: str, dt: float | None = None,
+                 sets: dict | None = None) -> Path:
+    """A NIR file as a folder that spikegrad evaluates, trains from and exports again:
+    ``config.toml`` (``cuba`` neurons with the graph's parameters, data set ``data``,
+    ``train.init_from`` = this folder) and ``model.safetensors`` (the graph's weights).
+    The data set's inputs and classes must fit the graph.  Writes nothing on error."""
+    from ..data import load_dataset
+    from ..training import save_weights
+
+    net = from_nir(path, dt)
+    cfg = config_of(net, data)
+    out = Path(out_dir)
+    cfg.train.init_from = str(out.resolve())
+    splits = load_dataset(cfg)
+    n_out = (net.readout.weight if net.readout is not None else net.output_layer.weight).shape[0]
+    if (splits.n_inputs, splits.n_classes) != (net.n_inputs, n_out):
+        raise SpikegradError(f"the graph takes {net.n_inputs} inputs and gives {n_out} outputs; data set "
+                             f"{data!r} has {splits.n_inputs} inputs and {splits.n_classes} classes")
+    cfg.validate()
+    if out.exists() and any(out.iterdir()):
+        raise SpikegradError(f"{out} exists and is not empty; name a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    save_weights(net, out / "model.safetensors")
+    (out / "config.toml").write_text(cfg.to_toml(), encoding="utf-8")
+    return out

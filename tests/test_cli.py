@@ -59,7 +59,7 @@ def test_neuron_flag_selects_alif_and_rejects_unknown_models(capsys, tmp_path):
     assert cfg.model.neuron == "alif" and cfg.model.beta_adapt == 0.5
     assert json.loads((run / "metrics.json").read_text())["kernels"][0]["kernel"] == "reference"
     out = tmp_path / "bad"
-    line = run_fail(capsys, ["train", *TINY, "--neuron", "adex", "--out", str(out)], "adex", "alif, lif")
+    line = run_fail(capsys, ["train", *TINY, "--neuron", "adex", "--out", str(out)], "adex", "alif, cuba, lif")
     assert "model.neuron" in line and not out.exists()
     run_fail(capsys, ["train", *TINY, "--neuron", "alif", "--set", "model.backend=compiled", "--out", str(out)],
              "unknown backend 'compiled' for model.neuron 'alif'", "auto, reference")

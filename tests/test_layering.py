@@ -120,7 +120,7 @@ LAYERS = [
     ("learning", ["losses", "rules", "optim"]),
     ("config", ["config"]),
     ("training", ["training"]),
-    ("studies and figures", ["sweeps", "paper_figures", "report", "figures"]),
+    ("studies, figures and interop", ["sweeps", "paper_figures", "report", "figures", "interop"]),
     ("interface", ["cli"]),
 ]
 

@@ -532,9 +532,12 @@ def config_of(net: SNN, data: str):
     layers = _spiking_layers(net)
     ps = [layer.params for layer in layers]
     dt = ps[0].dt
-    tau_mem = _same([_scalar(p.tau_mem, "tau_mem") for p in ps], "tau_mem")
-    tau_syn = _same([_scalar(p.tau_syn, "tau_syn") for p in ps], "tau_syn")
-    threshold = _same([_scalar(p.threshold, "v_threshold") for p in ps], "v_threshold")
+    scalars = [{name: _scalar(getattr(p, name), nir_name) for name, nir_name in
+                (("tau_mem", "tau_mem"), ("tau_syn", "tau_syn"), ("threshold", "v_threshold"),
+                 ("syn_gain", "w_in"), ("gain", "r"))} for p in ps]
+    tau_mem = _same([v["tau_mem"] for v in scalars], "tau_mem")
+    tau_syn = _same([v["tau_syn"] for v in scalars], "tau_syn")
+    threshold = _same([v["threshold"] for v in scalars], "v_threshold")
     for p in ps:
         if not math.isclose(_scalar(p.syn_gain, "w_in"), 1.0, rel_tol=FLOAT32_TOL):
             raise SpikegradError(f"the graph's w_in gives an input factor w_in·dt/τ_syn = {float(p.syn_gain):.6g}, "

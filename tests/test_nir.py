@@ -493,3 +493,50 @@ def test_config_of_refuses_what_a_config_cannot_hold():
     net = from_nir(_snntorch_style_graph(per_neuron=True), dt=1e-4)
     with pytest.raises(SpikegradError, match="per-neuron tau_syn"):
         config_of(net, "randman")
+
+
+def test_running_a_graph_at_another_step_keeps_its_decays_per_step():
+    graph = _snntorch_style_graph()
+    x = (torch.rand(2, 120, 6, generator=torch.Generator().manual_seed(2)) < 0.3).float()
+    native = from_nir(graph, dt=1e-4)
+    stretched = from_nir(graph, dt=1e-4, step=1e-3)
+    assert stretched.layers[0].params.dt == 1e-3
+    assert stretched.layers[0].params.decay_mem == pytest.approx(native.layers[0].params.decay_mem, rel=1e-12)
+    a, b = native.run(x)[0], stretched.run(x)[0]
+    assert a.sum() > 10 and torch.equal(a, b)
+
+
+def test_cli_a_snntorch_graph_imported_trained_one_epoch_and_exported_runs_in_snntorch(tmp_path, capsys):
+    """The loop of docs/INTEROP.md: a graph with snnTorch's conventions (dt 1e-4 s, w_in =
+    τ_syn/dt, r = τ_mem/dt) for randman's 20 inputs and 10 classes → spikegrad import
+    (stretched to 1 ms steps) → one epoch → export for snnTorch → snnTorch's spikes equal."""
+    torch.manual_seed(0)
+    p = CubaLIFParams(dt=1e-4, tau_mem=1e-3, tau_syn=5e-4, decays="euler", input_gain=False, threshold=1.0)
+    peer_net = SNN(20, [24], 10, params=p, output="spikes")
+    graph_file = write_nir(to_nir(peer_net, "snntorch"), tmp_path / "peer.nir")
+    folder, run, again = tmp_path / "imported", tmp_path / "run", tmp_path / "again.nir"
+    assert main(["import", str(graph_file), "--out", str(folder), "--dataset", "randman",
+                 "--dt-ms", "0.1", "--step-ms", "1"]) == 0
+    assert main(["train", "--config", str(folder / "config.toml"), "--epochs", "1", "--out", str(run),
+                 "--threads", "1"]) == 0
+    assert main(["export", str(run), "--nir", str(again), "--target", "snntorch"]) == 0
+    capsys.readouterr()
+    trained = from_nir(again)
+    x = _input(9, 70)
+    ours = trained.run(x)[0]
+    theirs = _run_stepwise(_to_snntorch(nir.read(str(again))), x)
+    assert torch.equal(ours, theirs)
+    # the epoch changed the weights the file holds
+    first = nir.read(str(graph_file)).nodes["fc0"].weight
+    assert not np.array_equal(nir.read(str(again)).nodes["fc0"].weight, first)
+
+
+def test_threshold_and_decays_belong_to_the_cuba_model():
+    from spikegrad.config import Config
+
+    cfg = Config()
+    cfg.model.threshold = 0.5
+    with pytest.raises(SpikegradError, match="model.threshold and model.decays set the 'cuba' neuron model"):
+        cfg.validate()
+    cfg.model.neuron = "cuba"
+    assert cfg.neuron_params().threshold == 0.5

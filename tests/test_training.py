@@ -231,7 +231,7 @@ def test_alif_trains_from_the_config_and_records_its_kernel(tmp_path):
 
 def test_unknown_or_unserved_neuron_models_are_one_clear_error():
     with pytest.raises(SpikegradError, match=r"unknown model.neuron 'alf' \(did you mean 'alif'\?\); "
-                                             r"choose one of: alif, lif"):
+                                             r"choose one of: alif, cuba, lif"):
         tiny(**{"model.neuron": "alf"}).validate()
     with pytest.raises(SpikegradError, match=r"unknown backend 'compiled' for model.neuron 'alif'; "
                                              r"choose one of: auto, reference"):

@@ -375,12 +375,16 @@ def import_(
                                                     "must fit the graph)."),
     dt_ms: Optional[float] = typer.Option(None, help="The step the graph was written for (default: its "
                                                      "spikegrad.dt metadata; snnTorch writes for 0.1 ms)."),
+    step_ms: Optional[float] = typer.Option(None, help="Run at this step, every τ stretched alike (the same "
+                                                       "decays per step): e.g. a snnTorch graph on data "
+                                                       "binned at 1 ms takes --dt-ms 0.1 --step-ms 1."),
 ) -> None:
     """Turn a NIR graph into a folder spikegrad evaluates, trains from (`spikegrad train --config
     OUT/config.toml`) and exports again."""
     from .interop.nir import import_graph
 
-    folder = import_graph(nir_file, out, data, None if dt_ms is None else dt_ms * 1e-3)
+    folder = import_graph(nir_file, out, data, None if dt_ms is None else dt_ms * 1e-3,
+                          None if step_ms is None else step_ms * 1e-3)
     typer.echo(f"wrote {folder}/config.toml and model.safetensors; evaluate with `spikegrad evaluate {folder}`, "
                f"train with `spikegrad train --config {folder}/config.toml --out RUN`")
 

@@ -275,6 +275,7 @@ class SNN(nn.Module):
         # The reference backend keeps the plain time loop for the readout too; every fast
         # backend uses the fast readout (equal to the loop up to rounding).
         self.output = output
+        self.reduction = readout       # over time: the readout's, or the loss's for a spiking output
         if output == "spikes":
             self.output_layer = LIFLayer(sizes[-1], n_classes, params, False, backend, input_path, kernel_options)
             self.readout = None

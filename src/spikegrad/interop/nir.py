@@ -276,8 +276,9 @@ def _uniform(values: np.ndarray, what: str, node: str, dtype=torch.float32):
     return torch.tensor(values, dtype=dtype)
 
 
-def _cuba_params(node, key: str, dt: float, reset: str):
-    """CubaLIFParams of a CubaLIF node integrated by Euler at dt."""
+def _cuba_params(node, key: str, dt: float, reset: str, scale: float = 1.0):
+    """CubaLIFParams of a CubaLIF node integrated by Euler at dt, its time stretched by
+    ``scale`` (τ's and the step alike: the same decays per step)."""
     n = np.asarray(node.v_threshold).size
     full = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)) if np.asarray(v).size in (1, n) else None
     fields = {name: full(getattr(node, name)) for name in ("tau_syn", "tau_mem", "r", "w_in", "v_leak", "v_threshold")}
@@ -294,8 +295,8 @@ def _cuba_params(node, key: str, dt: float, reset: str):
     if np.any(ts < dt) or np.any(tm < dt):
         raise SpikegradError(f"NIR node {key!r} has time constants shorter than the step dt = {dt:g} s; "
                              f"Euler decays 1 − dt/τ would be negative (pass the dt the graph was written for)")
-    return CubaLIFParams(dt=dt, decays="euler", reset=reset,
-                         tau_syn=_uniform(ts, "tau_syn", key), tau_mem=_uniform(tm, "tau_mem", key),
+    return CubaLIFParams(dt=dt * scale, decays="euler", reset=reset,
+                         tau_syn=_uniform(ts * scale, "tau_syn", key), tau_mem=_uniform(tm * scale, "tau_mem", key),
                          threshold=_uniform(fields["v_threshold"], "v_threshold", key),
                          syn_gain=_uniform(fields["w_in"] * dt / ts, "w_in", key),
                          mem_gain=_uniform(fields["r"] * dt / tm, "r", key))
@@ -311,13 +312,16 @@ def _weight_of(node, key: str, nir) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
-def from_nir(graph, dt: float | None = None, reduction: str | None = None) -> SNN:
+def from_nir(graph, dt: float | None = None, reduction: str | None = None, step: float | None = None) -> SNN:
     """A spikegrad network (``cuba`` neurons, Euler decays) that runs ``graph`` — a
-    ``nir.NIRGraph`` or the path of a NIR file — at step ``dt`` (s; default the graph's
-    ``spikegrad.dt`` metadata).  The graph is a chain Input → Linear → CubaLIF (⇄ Linear) → …
-    ending in a CubaLIF (a spiking output layer) or Linear → CubaLI (the leaky readout,
-    reduced over time by ``reduction``: default the metadata's, else ``max``).  Any other
-    node or shape gives one error naming it."""
+    ``nir.NIRGraph`` or the path of a NIR file — written for step ``dt`` (s; default the
+    graph's ``spikegrad.dt`` metadata).  ``step``: run at this step instead, every τ
+    stretched by step/dt so that the decays per step are the graph's (snnTorch writes its
+    per-step networks for 1e-4 s; a data set binned at 1 ms takes step=1e-3).  The graph is a
+    chain Input → Linear → CubaLIF (⇄ Linear) → … ending in a CubaLIF (a spiking output
+    layer) or Linear → CubaLI (the leaky readout, reduced over time by ``reduction``:
+    default the metadata's, else ``max``; a spiking output's spike trains, ``sum``).  Any
+    other node or shape gives one error naming it."""
     nir = _nir()
     if isinstance(graph, (str, Path)):
         path = Path(graph)
@@ -337,6 +341,9 @@ def from_nir(graph, dt: float | None = None, reduction: str | None = None) -> SN
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise SpikegradError(f"dt must be a positive number of seconds, got {dt!r}")
     dt = float(dt)
+    if step is not None and not (isinstance(step, (int, float)) and math.isfinite(step) and step > 0):
+        raise SpikegradError(f"step must be a positive number of seconds, got {step!r}")
+    scale = 1.0 if step is None else float(step) / dt
     reset = _meta(graph, "reset", "zero")
     if reset not in ("zero", "subtract"):
         raise SpikegradError(f"NIR graph metadata: unknown reset {reset!r}")
@@ -398,14 +405,14 @@ def from_nir(graph, dt: float | None = None, reduction: str | None = None) -> SN
         size = np.asarray(nodes[neuron].tau_mem).size
         if size not in (1, w.shape[0]):
             raise SpikegradError(f"NIR node {neuron!r} has {size} neurons, its input {fc!r} gives {w.shape[0]}")
-    params = [_cuba_params(nodes[neuron], neuron, dt, reset) for _, neuron, _ in spiking]
+    params = [_cuba_params(nodes[neuron], neuron, dt, reset, scale) for _, neuron, _ in spiking]
     net = SNN(n_in, [w.shape[0] for w in weights[:len(hidden_entries)]], weights[-1].shape[0],
               params=params[0], recurrent=any(rec is not None for _, _, rec in hidden_entries),
               output="readout" if head is not None else "spikes",
-              readout=reduction or _meta(graph, "readout_reduction", "max"),
+              readout=reduction or _meta(graph, "readout_reduction", "max" if head is not None else "sum"),
               readout_init=float(_meta(graph, "readout_init", 0.0)),
               readout_steps=int(_meta(graph, "readout_window", 0)),
-              **_readout_args(nodes[head[1]], head[1], dt) if head is not None else {})
+              **_readout_args(nodes[head[1]], head[1], dt, scale) if head is not None else {})
     targets = list(net.layers) + ([net.output_layer] if net.output_layer is not None else [])
     with torch.no_grad():
         for layer, (fc, neuron, rec), p, w in zip(targets, spiking, params, weights):
@@ -430,7 +437,7 @@ def from_nir(graph, dt: float | None = None, reduction: str | None = None) -> SN
     return net
 
 
-def _readout_args(node, key: str, dt: float) -> dict:
+def _readout_args(node, key: str, dt: float, scale: float = 1.0) -> dict:
     """SNN arguments for a CubaLI readout (one τ_mem, τ_syn, r, w_in for all its units)."""
     values = {}
     for name in ("tau_mem", "tau_syn", "r", "w_in", "v_leak"):
@@ -442,7 +449,7 @@ def _readout_args(node, key: str, dt: float) -> dict:
         raise SpikegradError(f"NIR node {key!r} has a nonzero v_leak; spikegrad's readout rests at 0")
     if values["tau_mem"] < dt or values["tau_syn"] < dt:
         raise SpikegradError(f"NIR node {key!r} has time constants shorter than the step dt = {dt:g} s")
-    return {"tau_out": values["tau_mem"], "readout_tau_syn": values["tau_syn"]}
+    return {"tau_out": values["tau_mem"] * scale, "readout_tau_syn": values["tau_syn"] * scale}
 
 
 # -- run folders ------------------------------------------------------------------------------
@@ -574,20 +581,21 @@ def config_of(net: SNN, data: str):
                      readout_steps=ro.window, tau_out_ms=ro.tau_mem * 1e3, readout_tau_syn_ms=ro.tau_syn * 1e3,
                      readout_input_gain="on" if gain_mode(ro.gain, dt / ro.tau_mem, "readout's r") else "off")
     else:
-        model.update(output="spikes")
+        model.update(output="spikes", readout=net.reduction)
     return Config.from_dict(normalise_timing({"data": {"name": data}, "model": model}), "NIR graph")
 
 
 def import_graph(path: str | Path, out_dir: str | Path, data: str, dt: float | None = None,
-                 sets: dict | None = None) -> Path:
+                 step: float | None = None) -> Path:
     """A NIR file as a folder that spikegrad evaluates, trains from and exports again:
     ``config.toml`` (``cuba`` neurons with the graph's parameters, data set ``data``,
     ``train.init_from`` = this folder) and ``model.safetensors`` (the graph's weights).
-    The data set's inputs and classes must fit the graph.  Writes nothing on error."""
+    The data set's inputs and classes must fit the graph; ``dt`` and ``step`` as in
+    :func:`from_nir`.  Writes nothing on error."""
     from ..data import load_dataset
     from ..training import save_weights
 
-    net = from_nir(path, dt)
+    net = from_nir(path, dt, step=step)
     cfg = config_of(net, data)
     out = Path(out_dir)
     cfg.train.init_from = str(out.resolve())

@@ -540,3 +540,17 @@ def test_threshold_and_decays_belong_to_the_cuba_model():
         cfg.validate()
     cfg.model.neuron = "cuba"
     assert cfg.neuron_params().threshold == 0.5
+
+
+def test_norses_own_lifcell_export_writes_dt_times_tau_norse_issue_411():
+    """Norse's to_nir writes a LIFCell's τ as dt/τ⁻¹ (dt·τ, https://github.com/norse/norse/issues/411),
+    so its exported LIFCell does not come back as itself; the round trips above build the
+    graph as Norse's importer reads it.  This test fails once Norse writes τ itself."""
+    _peer("norse")
+    import norse.torch as nt
+
+    cell = nt.LIFCell(nt.LIFParameters(tau_mem_inv=torch.tensor(100.0), tau_syn_inv=torch.tensor(200.0)))
+    graph = nt.to_nir(nt.SequentialState(torch.nn.Linear(4, 3, bias=False), cell), torch.randn(1, 4), dt=1e-3)
+    lif = next(v for v in graph.nodes.values() if isinstance(v, nir.CubaLIF))
+    assert float(lif.tau_syn) == pytest.approx(1e-3 / 200.0)     # 5 µs, where τ_syn is 5 ms
+    assert float(lif.tau_mem) == pytest.approx(1e-3 / 100.0)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from spikegrad import SNN, ALIFParams, Config, LIFParams, SpikegradError, train
-from spikegrad.dynamics import scan
+from spikegrad.dynamics import CubaLIFParams, scan
 from spikegrad.dynamics.base import feedback_matmul
 from spikegrad.neurons import leaky_readout
 from spikegrad.rules import DirectFeedbackAlignment, FeedbackAlignment
@@ -27,6 +27,9 @@ def _net(hidden, recurrent=False, readout="max", output="readout", reset="zero",
     if neuron == "alif":
         params = ALIFParams(reset=reset, detach_reset=detach_reset, recurrent_grad=recurrent_grad,
                             tau_adapt=0.05, beta_adapt=0.5)
+    if neuron == "cuba":
+        params = CubaLIFParams(reset=reset, detach_reset=detach_reset, recurrent_grad=recurrent_grad,
+                               decays="euler", threshold=0.5)
     net = SNN(12, hidden, 3, params, recurrent=recurrent, readout=readout, output=output,
               readout_steps=readout_steps, backend=backend).double()
     with torch.no_grad():
@@ -85,6 +88,7 @@ CASES = [
     dict(hidden=[10], reset="subtract", detach_reset=False, readout="last"),
     dict(hidden=[10, 8], output="spikes"), dict(hidden=[10], recurrent=True, readout_steps=6),
     dict(hidden=[10, 8], recurrent=True, neuron="alif"),
+    dict(hidden=[10, 8], recurrent=True, neuron="cuba"), dict(hidden=[10, 8], output="spikes", neuron="cuba"),
 ]
 
 

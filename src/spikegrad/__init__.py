@@ -2,7 +2,7 @@
 
 from .config import Config, load_config
 from .errors import SpikegradError
-from .dynamics import ALIFParams, LIFParams, NEURON_MODELS, register_neuron_model, scan
+from .dynamics import ALIFParams, CubaLIFParams, LIFParams, NEURON_MODELS, register_neuron_model, scan
 from .events import EventBatch
 from .kernels.options import KernelOptions
 from .losses import LOSSES, CrossEntropy, VanRossum, register_loss
@@ -16,11 +16,12 @@ from .readouts import available_readouts, get_readout, register_readout
 from .regularizers import ActivityRegularizer
 from .surrogates import available_surrogates, get_surrogate, register_surrogate, spike
 from .training import evaluate, evaluate_run, resume, train
+from .interop.nir import from_nir, to_nir
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ALIFParams", "ActivityRegularizer", "Config", "CrossEntropy", "EventBatch", "KernelOptions", "LIFLayer",
+    "ALIFParams", "ActivityRegularizer", "Config", "CubaLIFParams", "from_nir", "to_nir", "CrossEntropy", "EventBatch", "KernelOptions", "LIFLayer",
     "LIFParams", "LOSSES", "MODELS", "NEURON_MODELS", "OPTIMIZERS", "RULES", "SCHEDULES", "VanRossum",
     "register_loss", "register_model", "Registry", "register_neuron_model", "register_rule", "scan", "Readout", "Recording", "SNN",
     "SpikegradError", "available_readouts", "available_surrogates", "evaluate", "evaluate_run",

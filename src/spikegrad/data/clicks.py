@@ -87,17 +87,19 @@ def make_trials(spec: ClicksSpec, n: int, rng: np.random.Generator, name: str = 
     return EventData.from_samples(samples, labels, n_units=2, n_classes=2, name=name)
 
 
-def phases(cfg) -> list[tuple[float, float, str]]:
+SPEC = "clicks"    # the config section (data.clicks) that configures it
+
+
+def phases(spec: ClicksSpec) -> list[tuple[float, float, str]]:
     """Stimulus, delay and response intervals of a trial, in ms."""
-    spec: ClicksSpec = cfg.data.clicks
     end_delay = spec.stimulus_ms + spec.delay_ms
     return [(0.0, spec.stimulus_ms, "stimulus"), (spec.stimulus_ms, end_delay, "delay"),
             (end_delay, end_delay + spec.response_ms, "response")]
 
 
-def load(name: str, cfg) -> DataSplits:
-    spec: ClicksSpec = cfg.data.clicks
-    seed = np.random.SeedSequence(int(cfg.data.seed))
+def load(name: str, spec: ClicksSpec, root, seed: int) -> DataSplits:
+    """Generated trials (``root`` unused: nothing is read or cached)."""
+    seed = np.random.SeedSequence(int(seed))
     streams = [np.random.default_rng(s) for s in seed.spawn(3)]
     sizes = (spec.train_samples, spec.val_samples, spec.test_samples)
     train, val, test = (make_trials(spec, n, rng, f"{name}/{split}")

@@ -80,6 +80,12 @@ class EventData:
         return EventData(self.times[flat], self.units[flat], offsets, self.labels[index],
                          self.n_units, self.n_classes, name or self.name)
 
+    def past_window(self, n_steps: int, dt: float) -> int:
+        """Events that fall at or after the window n_steps·Δt — exactly those :meth:`batch`
+        drops (the same float64 binning)."""
+        bins = np.floor(self.times.astype(np.float64, copy=False) / dt)
+        return int(np.count_nonzero(bins >= n_steps))
+
     def batch(self, index, n_steps: int, dt: float, dtype=torch.float32) -> tuple[EventBatch, int]:
         """Bin samples ``index`` into an :class:`EventBatch` [batch, n_steps, n_units] of spike
         counts (what the network reads, no dense raster made); returns (batch, dropped)."""

@@ -140,16 +140,16 @@ def train_val_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray,
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def load(name: str, cfg) -> DataSplits:
-    from . import dataset_dir
+SPEC = "mnist"     # the config section (data.mnist) that configures MNIST and Fashion-MNIST
 
-    folder = dataset_dir(name, cfg.data.dir)
-    spec: LatencySpec = cfg.data.mnist
+
+def load(name: str, spec: LatencySpec, folder: Path, seed: int) -> DataSplits:
+    """The IDX files in ``folder`` as latency-coded splits (validation carved with ``seed``)."""
     train_img, train_lbl = read_pair(folder, "train", name)
     test_img, test_lbl = read_pair(folder, "t10k", name)
     if train_img.shape[1] != test_img.shape[1]:
         raise SpikegradError(f"{name}: training images have {train_img.shape[1]} pixels, test images {test_img.shape[1]}")
-    train_idx, val_idx = train_val_split(len(train_lbl), spec.val_fraction, cfg.data.seed)
+    train_idx, val_idx = train_val_split(len(train_lbl), spec.val_fraction, seed)
     train = latency_events(train_img[train_idx], train_lbl[train_idx], spec, f"{name}/train")
     val = latency_events(train_img[val_idx], train_lbl[val_idx], spec, f"{name}/val")
     test = latency_events(test_img, test_lbl, spec, f"{name}/test")

@@ -118,18 +118,22 @@ def defaults(name: str) -> dict:
 CACHE_VERSION = "randman-v1"  # bump when the generator's output changes
 
 
-def cache_path(spec: RandmanSpec, seed: int) -> Path:
-    """Cache file of one (spec, seed): data_root()/randman/<hash>.npz."""
-    from . import data_root
+def cache_path(spec: RandmanSpec, seed: int, root: Path | None = None) -> Path:
+    """Cache file of one (spec, seed): ROOT/<hash>.npz, ROOT the data set's folder
+    (default data_root()/randman)."""
+    from . import dataset_dir
 
     key = json.dumps({"version": CACHE_VERSION, "seed": int(seed), **dataclasses.asdict(spec)}, sort_keys=True)
-    return data_root() / "randman" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+    return (root or dataset_dir("randman")) / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
 
 
-def load(name: str, cfg) -> DataSplits:
-    """The data set of ``cfg``, from the cache when present (generating it costs seconds: sweeps reuse it)."""
-    spec, seed = cfg.data.randman, cfg.data.seed
-    path = cache_path(spec, seed)
+SPEC = "randman"   # the config section (data.randman) that configures it
+
+
+def load(name: str, spec: RandmanSpec, root: Path, seed: int) -> DataSplits:
+    """The data set of (spec, seed), from the cache in ``root`` when present (generating it
+    costs seconds: sweeps reuse it)."""
+    path = cache_path(spec, seed, root)
     if path.is_file():
         try:
             with np.load(path) as z:

@@ -1,6 +1,6 @@
 """Spiking Heidelberg Digits and Spiking Speech Commands (Cramer et al. 2020), HDF5.
 
-Files, in the data folder ``dataset_dir(name, cfg.data.dir)``:
+Files, in the data folder (``dataset_dir(name, data.dir)``):
 
 * SHD: ``shd_train.h5``, ``shd_test.h5`` (20 classes: German and English digits);
 * SSC: ``ssc_train.h5``, ``ssc_valid.h5``, ``ssc_test.h5`` (35 classes).
@@ -92,7 +92,6 @@ class _FileContents:
     speakers: np.ndarray | None
     keys: list[str] | None
     repairs: dict
-    past_window: np.ndarray  # per sample: events at t ≥ n_steps·Δt (dropped when binned)
 
 
 def _first_line(err: BaseException) -> str:
@@ -101,12 +100,12 @@ def _first_line(err: BaseException) -> str:
 
 
 def _read_file(path: Path, name: str, split: str, n_classes: int, bad_events: str,
-               need_speakers: bool, n_steps: int, dt: float) -> _FileContents:
+               need_speakers: bool) -> _FileContents:
     """Read and check one HDF5 file; SpikegradError naming the file for anything wrong."""
     h5py = need("h5py", f"reading {name}'s HDF5 files")
     try:
         with h5py.File(path, "r") as f:
-            return _read_open(h5py, f, path, name, split, n_classes, bad_events, need_speakers, n_steps, dt)
+            return _read_open(h5py, f, path, name, split, n_classes, bad_events, need_speakers)
     except (OSError, RuntimeError) as err:  # h5py: truncated, corrupt or not HDF5 at all
         raise SpikegradError(f"{path}: cannot read HDF5 ({_first_line(err)}); the file is truncated or "
                              f"corrupt, download it again (spikegrad data download {name})") from None
@@ -122,7 +121,7 @@ def _dataset(h5py, f, key: str):
 
 
 def _read_open(h5py, f, path: Path, name: str, split: str, n_classes: int, bad_events: str,
-               need_speakers: bool, n_steps: int, dt: float) -> _FileContents:
+               need_speakers: bool) -> _FileContents:
     required = ["spikes/times", "spikes/units", "labels"] + (["extra/speaker"] if need_speakers else [])
     missing = [key for key in required if _dataset(h5py, f, key) is None]
     if missing:
@@ -169,7 +168,6 @@ def _read_open(h5py, f, path: Path, name: str, split: str, n_classes: int, bad_e
     store_t = np.result_type(base["spikes/times"], np.float32)  # float16 → float32 exactly
     t_parts, u_parts = [], []
     lengths = np.zeros(n, np.int64)
-    past = np.zeros(n, np.int64)
     n_nonfinite = n_negative = 0
     fixed_samples: list[int] = []
     for lo in range(0, n, CHUNK):
@@ -205,8 +203,6 @@ def _read_open(h5py, f, path: Path, name: str, split: str, n_classes: int, bad_e
             n_negative += int(negative.sum())
             keep = ~bad_t
             t, u, sample = t[keep], u[keep], sample[keep]
-        late = np.floor(t / dt) >= n_steps  # exactly what EventData.raster drops
-        past[lo:hi] = np.bincount(sample[late], minlength=hi - lo)
         lengths[lo:hi] = t_len
         t_parts.append(t.astype(store_t))
         u_parts.append(u.astype(np.int16))
@@ -225,7 +221,7 @@ def _read_open(h5py, f, path: Path, name: str, split: str, n_classes: int, bad_e
                    f"(first: sample {fixed_samples[0]}); data.shd.bad_events=\"drop\"")
         warnings.warn(message, stacklevel=2)
         log.warning(message)
-    return _FileContents(events, speakers, keys, repairs, past)
+    return _FileContents(events, speakers, keys, repairs)
 
 
 def _missing_files_error(name: str, folder: Path, missing: list[str]) -> SpikegradError:
@@ -265,24 +261,22 @@ def _carve_validation(path: Path, contents: _FileContents, spec: ShdSpec,
     return np.flatnonzero(~is_val), np.flatnonzero(is_val), info
 
 
-def load(name: str, cfg) -> DataSplits:
-    """Train/validation/test splits of SHD or SSC from ``dataset_dir(name, cfg.data.dir)``."""
-    from . import dataset_dir
+SPEC = "shd"       # the config section (data.shd) that configures SHD and SSC
 
+
+def load(name: str, spec: ShdSpec, folder: Path, seed: int) -> DataSplits:
+    """Train/validation/test splits of SHD or SSC from the files in ``folder`` (validation
+    carved from SHD's training file with ``seed``)."""
     if name not in FILES:
         raise SpikegradError(f"{name}: not served by the SHD/SSC loader")
-    spec: ShdSpec = cfg.data.shd
-    folder = dataset_dir(name, cfg.data.dir)
     paths = {split: folder / fname for split, fname in FILES[name].items()}
     missing = [p.name for p in paths.values() if not p.is_file()]
     if missing:
         raise _missing_files_error(name, folder, missing)
     n_classes = N_CLASSES[name]
-    n_steps, dt = cfg.data.n_steps, cfg.model.dt_ms * 1e-3
     carve = "val" not in paths
     contents = {split: _read_file(path, name, split, n_classes, spec.bad_events,
-                                  need_speakers=(carve and split == "train" and spec.val_by == "speaker"),
-                                  n_steps=n_steps, dt=dt)
+                                  need_speakers=(carve and split == "train" and spec.val_by == "speaker"))
                 for split, path in paths.items()}
 
     # the files must agree on what label k means
@@ -296,27 +290,17 @@ def load(name: str, cfg) -> DataSplits:
                   "classes": keyed[0][1] if keyed else None,
                   "repairs": {paths[s].name: c.repairs for s, c in contents.items() if c.repairs}}
     test = contents["test"].events
-    past = {"test": contents["test"].past_window}
     if carve:
         whole = contents["train"]
-        train_idx, val_idx, info["split"] = _carve_validation(paths["train"], whole, spec, cfg.data.seed)
+        train_idx, val_idx, info["split"] = _carve_validation(paths["train"], whole, spec, seed)
         train = whole.events.subset(train_idx, name=f"{name}/train")
         val = whole.events.subset(val_idx, name=f"{name}/val")
         info["train_index"], info["val_index"] = train_idx, val_idx
-        past["train"], past["val"] = whole.past_window[train_idx], whole.past_window[val_idx]
     else:
         train, val = contents["train"].events, contents["val"].events
         info["split"] = {"val_by": "file"}
-        past["train"], past["val"] = contents["train"].past_window, contents["val"].past_window
     splits = {"train": train, "val": val, "test": test}
     info["empty_samples"] = {s: int(np.sum(np.diff(d.offsets) == 0)) for s, d in splits.items()}
-    info["events_past_window"] = {s: int(past[s].sum()) for s in splits}
-    window = n_steps * dt
-    for s, d in splits.items():
-        late = info["events_past_window"][s]
-        if late:
-            log.info("%s/%s: %d of %d events (%.2f%%) lie at t ≥ %g s (n_steps·Δt) and are dropped at binning",
-                     name, s, late, len(d.times), 100.0 * late / max(1, len(d.times)), window)
     del contents
     return DataSplits(train, val, test, N_UNITS, n_classes, info=info)
 

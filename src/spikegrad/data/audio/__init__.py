@@ -27,7 +27,7 @@ is a hash of the feature settings and of every audio file's relative path, size 
 modification time, and is stored inside the file too: a cache that does not match is
 recomputed, never reused.  Labels are not cached (they are derived from the names).
 
-Layouts (in ``dataset_dir(name, cfg.data.dir)``):
+Layouts (in the data folder, ``dataset_dir(name, data.dir)``):
 
 * RawHD — the Heidelberg Digits archive: ``audio/lang-{english,german}_speaker-NN_
   trial-K_digit-D.flac`` plus ``train_filenames.txt`` and ``test_filenames.txt`` (one
@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 
@@ -66,8 +66,6 @@ __all__ = ["AudioSpec", "SHD_KEYS", "SC_WORDS", "defaults", "load", "mel_filterb
            "fit_frames", "hz_to_mel", "mel_to_hz", "shd_class_map", "shd_keys", "read_shd_keys",
            "rawhd_layout", "rawsc_layout", "compute_features", "cache_key", "cache_path"]
 
-if TYPE_CHECKING:
-    from ...config import Config
 
 
 # -- registry interface --------------------------------------------------------------------
@@ -86,20 +84,26 @@ def defaults(name: str) -> dict:
     return {"model.hidden": [128] if name == "rawhd" else [256]}
 
 
-def load(name: str, cfg: "Config") -> DataSplits:
-    from .. import dataset_dir
+SPEC = "audio"     # the config section (data.audio) that configures RawHD and RawSC
 
+
+def check_timing(name: str, spec: AudioSpec, n_steps: int, dt_ms: float) -> None:
+    """A step is one feature frame: more steps than frames is an error, a Δt other than
+    the frame stride a warning (time constants then count steps of Δt)."""
+    n_frames = spec.n_frames(name)
+    if n_steps > n_frames:
+        raise SpikegradError(f"{name}: data.n_steps = {n_steps} but samples have {n_frames} frames "
+                             "(data.audio.frames)")
+    if not math.isclose(dt_ms, spec.stride_ms):
+        warnings.warn(f"{name}: model.dt_ms = {dt_ms} but each step is one feature frame of "
+                      f"{spec.stride_ms} ms; time constants are counted in steps of dt_ms", stacklevel=3)
+
+
+def load(name: str, spec: AudioSpec, root: Path, seed: int) -> DataSplits:
+    """Log-mel features of the files in ``root`` (validation carved from RawHD's training
+    files with ``seed``)."""
     if name not in NAMES:
         raise SpikegradError(f"audio: unknown data set {name!r}")
-    spec: AudioSpec = cfg.data.audio
-    n_frames = spec.n_frames(name)
-    if cfg.data.n_steps > n_frames:
-        raise SpikegradError(f"{name}: data.n_steps = {cfg.data.n_steps} but samples have {n_frames} frames "
-                             "(data.audio.frames)")
-    if not math.isclose(cfg.model.dt_ms, spec.stride_ms):
-        warnings.warn(f"{name}: model.dt_ms = {cfg.model.dt_ms} but each step is one feature frame of "
-                      f"{spec.stride_ms} ms; time constants are counted in steps of dt_ms", stacklevel=2)
-    root = dataset_dir(name, cfg.data.dir)
     layout = rawhd_layout(root) if name == "rawhd" else rawsc_layout(root)
     features, _, _ = compute_features(name, layout, spec)
 
@@ -109,7 +113,7 @@ def load(name: str, cfg: "Config") -> DataSplits:
         n_val = int(round(spec.val_fraction * len(train)))
         if spec.val_fraction > 0 and n_val == 0 and len(train) > 1:
             n_val = 1
-        rng = np.random.default_rng(cfg.data.seed)
+        rng = np.random.default_rng(seed)
         split[np.sort(rng.permutation(train)[:n_val])] = 1
 
     def part(code: int, label: str) -> DenseData:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from spikegrad import SNN, Config, LIFParams, SpikegradError, lif_layer, register_surrogate
-from spikegrad.kernels import compiled
+from spikegrad.kernels import compiled, lif_loops
 from spikegrad.kernels.compiled import CompiledLIF, lif_compiled, saved_bytes_per_neuron_step
 from spikegrad.kernels.dispatch import run_layer, select_kernel
 from spikegrad.kernels.options import KernelOptions
@@ -415,9 +415,9 @@ def test_prefetch_intrinsic_is_built_and_harmless():
     [B, T, N] array, edges included, returns the plain sum."""
     import numba
     import numpy as np
-    compiled._kernels(False)
-    assert compiled._prefetch is not compiled._prefetch_py
-    pf = compiled._prefetch
+    lif_loops._kernels(False)
+    assert lif_loops._prefetch is not lif_loops._prefetch_py
+    pf = lif_loops._prefetch
 
     @numba.njit
     def total(x):

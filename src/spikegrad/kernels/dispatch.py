@@ -130,7 +130,7 @@ def _compiled_run(ff, v, p, options) -> LayerResult:
 
 
 register_kernel("lif", Kernel("compiled", _compiled_run, compiled_supports,
-                              "numba time loop with a hand-written adjoint (kernels/compiled.py)"))
+                              "numba time loop with a hand-written adjoint (kernels/compiled.py, loops in kernels/lif_loops.py)"))
 register_kernel("lif", Kernel("fused", _fused_run, fused_supports,
                               "one autograd node with a hand-written adjoint in torch ops (kernels/fused.py)"))
 register_kernel("lif", Kernel("reference", _reference_run, _reference_supports,

@@ -85,7 +85,7 @@ def _use_numba(impl: str, *tensors: torch.Tensor) -> bool:
 
 # ---------------------------------------------------------------------------------------
 # numba kernels, as plain Python functions; jit-compiled on first use by _kernels().
-# ``prange`` is bound to numba.prange there (as in kernels/compiled.py).
+# ``prange`` is bound to numba.prange there (as in kernels/lif_loops.py).
 
 prange = range
 

@@ -1,6 +1,6 @@
 """What every numba kernel needs: whether numba imports, the one error when it does not,
-the torch → numpy dtype map, whether a tensor is inside a ``torch.func`` transform, and the
-LLVM prefetch intrinsic of the compiled backward kernels.
+the torch → numpy dtype map, whether a tensor is inside a ``torch.func`` transform, how many
+threads a call gets, and the LLVM prefetch intrinsic of the compiled backward kernels.
 
 Kept apart from the kernels so that they import it, not each other.
 """
@@ -46,6 +46,16 @@ def require_numba(what: str = "backend 'compiled'"):
             f"{what} needs the package numba, which cannot be imported ({exc}); "
             f"install it with: {INSTALL_HINT}  (or choose backend 'fused' or 'reference')"
         ) from None
+
+
+def thread_count(numba, requested: int, work: int, min_work: int, rows: int | None = None) -> int:
+    """Threads (= chunks of the batch) for one kernel call: ``requested`` (0: torch's),
+    capped by numba's thread pool, by ``rows`` (when given: one row per chunk at least) and
+    by the work (``min_work`` units per thread at least); never below 1."""
+    want = requested or torch.get_num_threads()
+    want = min(want, numba.config.NUMBA_NUM_THREADS, max(1, rows) if rows is not None else want)
+    want = min(want, max(1, work // min_work))
+    return max(1, want)
 
 
 def is_transformed(*tensors) -> bool:

@@ -48,13 +48,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from .._autograd import apply
-from .._numba import DTYPES, in_transform, numba_available, numba_takes, require_numba  # noqa: F401  (numba_available: re-exported)
+from .._numba import DTYPES, in_transform, numba_available, numba_takes, require_numba, thread_count  # noqa: F401  (numba_available: re-exported)
 from ..errors import SpikegradError
 from ..events import EventBatch, _numba_applies, density  # noqa: F401  (density: re-exported)
 
@@ -142,9 +141,7 @@ def _kernels():
 def _chunks(work: int) -> int:
     """Threads (= chunks) for a kernel call of ``work`` multiply-adds; sets numba's count."""
     numba = require_numba()
-    n = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS,
-            max(1, work // _MIN_WORK_PER_THREAD))
-    n = max(1, n)
+    n = thread_count(numba, 0, work, _MIN_WORK_PER_THREAD)
     numba.set_num_threads(n)
     return n
 

@@ -35,9 +35,8 @@ thread count, equal to rounding otherwise).
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from .._numba import make_prefetch, require_numba
+from .._numba import make_prefetch, require_numba, thread_count
 from ..surrogates import KERNEL_FORMS
 
 # The kernels branch on the code of the surrogate's kernel form (KERNEL_FORMS order:
@@ -491,12 +490,9 @@ def _kernels(parallel: bool):
 
 
 def _threads(numba, threads: int, work_rows: int, work: int) -> int:
-    """Chunks (= threads) for a call: ``threads`` (0: torch's), capped by numba's threads and
-    the work."""
-    want = threads or torch.get_num_threads()
-    want = min(want, numba.config.NUMBA_NUM_THREADS, max(1, work_rows))
-    want = min(want, max(1, work // _MIN_WORK_PER_THREAD))
-    return max(1, want)
+    """Chunks (= threads) for a call: ``threads`` (0: torch's), capped by numba's threads,
+    the batch rows and the work."""
+    return thread_count(numba, threads, work, _MIN_WORK_PER_THREAD, rows=work_rows)
 
 
 def _run(kind: int, nchunks: int, *args) -> None:

@@ -554,3 +554,32 @@ def test_norses_own_lifcell_export_writes_dt_times_tau_norse_issue_411():
     lif = next(v for v in graph.nodes.values() if isinstance(v, nir.CubaLIF))
     assert float(lif.tau_syn) == pytest.approx(1e-3 / 200.0)     # 5 µs, where τ_syn is 5 ms
     assert float(lif.tau_mem) == pytest.approx(1e-3 / 100.0)
+
+
+def test_a_graph_as_spyx_writes_it_imports_by_nirs_equations_and_exports_again():
+    """Spyx 1.0's to_nir (read from its wheel): nodes layer_i, Δt = 1, τ = Δt/(1 − decay),
+    r = β, w_in left at 1.  spikegrad takes the graph by NIR's equations: the decays per step
+    are Spyx's; the input factors are NIR's reading of r and w_in (docs/INTEROP.md)."""
+    rng = np.random.default_rng(7)
+    alpha, beta = np.full(8, 0.8, np.float32), np.full(8, 0.9, np.float32)
+
+    def cuba(n):
+        return nir.CubaLIF(tau_mem=1 / (1 - beta[:n]), tau_syn=1 / (1 - alpha[:n]), v_threshold=np.ones(n, np.float32),
+                           v_leak=np.zeros(n, np.float32), r=beta[:n])
+
+    graph = nir.NIRGraph(nodes={"input": nir.Input({"input": np.array([5])}),
+                                "layer_0": nir.Linear(rng.normal(size=(8, 5)).astype(np.float32)), "layer_1": cuba(8),
+                                "layer_2": nir.Linear(rng.normal(size=(3, 8)).astype(np.float32)), "layer_3": cuba(3),
+                                "output": nir.Output({"output": np.array([3])})},
+                         edges=[("input", "layer_0"), ("layer_0", "layer_1"), ("layer_1", "layer_2"),
+                                ("layer_2", "layer_3"), ("layer_3", "output")])
+    net = from_nir(graph, dt=1.0)
+    p = net.layers[0].params
+    assert p.decay_syn == pytest.approx(0.8, rel=1e-6) and p.decay_mem == pytest.approx(0.9, rel=1e-6)
+    assert p.syn_gain == pytest.approx(0.2, rel=1e-5) and p.gain == pytest.approx(0.9 * 0.1, rel=1e-5)
+    x = (torch.rand(2, 30, 5, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    net(x).sum().backward()
+    assert net.layers[0].weight.grad is not None
+    again = to_nir(net)
+    values = lambda g: sorted((k.split(".")[-1], v.tobytes()) for k, v in _params(g).items())
+    assert values(again) == values(graph)

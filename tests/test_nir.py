@@ -401,7 +401,7 @@ def test_eq_4_1_export_states_the_ordering_mismatch_it_measures():
 
 
 def test_alif_export_is_refused_by_name():
-    with pytest.raises(SpikegradError, match="ALIF"):
+    with pytest.raises(SpikegradError, match=r"model.neuron .alif.: the adaptive threshold \(tau_adapt, beta_adapt\) has no NIR node"):
         to_nir(SNN(3, [4], 2, params=ALIFParams()))
 
 

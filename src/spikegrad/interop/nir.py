@@ -62,18 +62,6 @@ def _nir():
 
 # -- export ---------------------------------------------------------------------------------
 
-def _array(value, n: int) -> np.ndarray:
-    """A per-neuron float32 array of n values from a float or a tensor."""
-    if isinstance(value, torch.Tensor):
-        arr = value.detach().cpu().to(torch.float64).numpy().reshape(-1)
-        if arr.size == 1:
-            arr = np.full(n, arr[0])
-        if arr.size != n:
-            raise SpikegradError(f"a per-neuron parameter has {arr.size} values for {n} neurons")
-        return arr.astype(np.float32)
-    return np.full(n, float(value), dtype=np.float32)
-
-
 def _f64(value, n: int) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         arr = value.detach().cpu().to(torch.float64).numpy().reshape(-1)
@@ -114,16 +102,13 @@ def _neuron_terms(dt: float, decays: str, tau_syn, tau_mem, syn_gain, mem_gain, 
 
 def _layer_terms(p, n: int, target: str) -> tuple[_Node, float]:
     if type(p) is ALIFParams:
-        raise SpikegradError("ALIF's adaptive threshold has no NIR node; export LIF or cuba networks")
+        raise SpikegradError("model.neuron 'alif': the adaptive threshold (tau_adapt, beta_adapt) has no NIR node; "
+                             "export LIF or cuba networks")
     if type(p) is CubaLIFParams:
         return _neuron_terms(p.dt, p.decays, p.tau_syn, p.tau_mem, p.syn_gain, p.gain, p.threshold, n, target)
     if type(p) is LIFParams:
         return _neuron_terms(p.dt, "exact", p.tau_syn, p.tau_mem, 1.0, p.gain, 1.0, n, target)
     raise SpikegradError(f"no NIR export for neuron parameters of type {type(p).__name__}")
-
-
-def _reset_of(p) -> str:
-    return p.reset
 
 
 def _weight(w: torch.Tensor, fold: np.ndarray) -> np.ndarray:
@@ -153,7 +138,7 @@ def to_nir(model: SNN, target: str = "generic", readout: bool | None = None) -> 
         n = layer.weight.shape[0]
         terms, dt = _layer_terms(layer.params, n, target)
         dts.add(dt)
-        resets.add(_reset_of(layer.params))
+        resets.add(layer.params.reset)
         name = f"lif{k}" if layer is not model.output_layer else "lif_out"
         fc = f"fc{k}" if layer is not model.output_layer else "fc_out"
         nodes[fc] = nir.Linear(weight=_weight(layer.weight, terms.fold))
@@ -268,12 +253,12 @@ def _flatten(graph, nir) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     return nodes, sorted(set(edges), key=edges.index)
 
 
-def _uniform(values: np.ndarray, what: str, node: str, dtype=torch.float32):
-    """A float when every neuron has the same value, else a per-neuron tensor."""
+def _uniform(values: np.ndarray):
+    """A float when every neuron has the same value, else a per-neuron float32 tensor."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     if values.size and np.all(values == values[0]):
         return float(values[0])
-    return torch.tensor(values, dtype=dtype)
+    return torch.tensor(values, dtype=torch.float32)
 
 
 def _cuba_params(node, key: str, dt: float, reset: str, scale: float = 1.0):
@@ -296,10 +281,10 @@ def _cuba_params(node, key: str, dt: float, reset: str, scale: float = 1.0):
         raise SpikegradError(f"NIR node {key!r} has time constants shorter than the step dt = {dt:g} s; "
                              f"Euler decays 1 − dt/τ would be negative (pass the dt the graph was written for)")
     return CubaLIFParams(dt=dt * scale, decays="euler", reset=reset,
-                         tau_syn=_uniform(ts * scale, "tau_syn", key), tau_mem=_uniform(tm * scale, "tau_mem", key),
-                         threshold=_uniform(fields["v_threshold"], "v_threshold", key),
-                         syn_gain=_uniform(fields["w_in"] * dt / ts, "w_in", key),
-                         mem_gain=_uniform(fields["r"] * dt / tm, "r", key))
+                         tau_syn=_uniform(ts * scale), tau_mem=_uniform(tm * scale),
+                         threshold=_uniform(fields["v_threshold"]),
+                         syn_gain=_uniform(fields["w_in"] * dt / ts),
+                         mem_gain=_uniform(fields["r"] * dt / tm))
 
 
 def _weight_of(node, key: str, nir) -> torch.Tensor:
@@ -508,7 +493,7 @@ def export_run(run_dir: str | Path, path: str | Path, target: str = "generic", r
     graph = to_nir(model, target, readout)
     test = splits.test
     idx = np.arange(min(len(test), check_samples))
-    subset = test.subset(idx) if hasattr(test, "subset") else test
+    subset = test.subset(idx)
     report = compare_on_data(model, to_nir(model, target, True if model.readout is not None else None),
                              iterate_batches(subset, cfg, 250))
     report.update({"file": str(path), "target": target, "neuron_model": cfg.model.neuron,

@@ -29,7 +29,7 @@ import torch
 from ..surrogates import get_surrogate, spike
 from .base import (NeuronModel, check_nonnegative, check_positive, decay, recurrent_current, register_neuron_model,
                    tensor_fields)
-from .lif import LIFParams, state_shape
+from .lif import LIFParams, zero_state
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,7 @@ class ALIFState(NamedTuple):
 
 def initial_state(ff: torch.Tensor, p: ALIFParams) -> ALIFState:
     """U[0] = I[0] = b[0] = 0."""
-    shape = state_shape(ff, p)
-    return ALIFState(ff.new_zeros(shape), ff.new_zeros(shape), ff.new_zeros(shape))
+    return zero_state(ALIFState, ff, p)
 
 
 def step(ff_t: torch.Tensor, state: ALIFState, v: torch.Tensor | None, p: ALIFParams

@@ -37,9 +37,8 @@ import torch
 
 from ..errors import SpikegradError
 from ..surrogates import get_surrogate, spike
-from .base import (NeuronModel, check_nonnegative, check_positive, decay, recurrent_current, register_neuron_model,
-                   tensor_fields)
-from .lif import RECURRENT_GRAD_MODES, RESET_MODES, state_shape
+from .base import NeuronModel, decay, recurrent_current, register_neuron_model, tensor_fields
+from .lif import CurrentBasedRecord, check_lif_fields, zero_state
 
 DECAYS = ("exact", "euler")
 
@@ -56,7 +55,7 @@ def _check_number(name: str, value) -> None:
 
 
 @dataclass(frozen=True)
-class CubaLIFParams:
+class CubaLIFParams(CurrentBasedRecord):
     """Everything that defines one peer-compatible layer (see the module doc).  Times in
     seconds; ``beta`` is the surrogate slope."""
 
@@ -75,17 +74,9 @@ class CubaLIFParams:
     beta: float | torch.Tensor = 10.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.dt, torch.Tensor):
-            raise SpikegradError("dt must be a number of seconds (one step for the whole layer), not a tensor")
-        for name in ("dt", "tau_mem", "tau_syn"):
-            check_positive(name, getattr(self, name))
-        if self.reset not in RESET_MODES:
-            raise SpikegradError(f"reset must be one of {RESET_MODES}, got {self.reset!r}")
+        check_lif_fields(self)
         if self.decays not in DECAYS:
             raise SpikegradError(f"decays must be one of {DECAYS}, got {self.decays!r}")
-        if self.recurrent_grad not in RECURRENT_GRAD_MODES:
-            raise SpikegradError(
-                f"recurrent_grad must be one of {RECURRENT_GRAD_MODES}, got {self.recurrent_grad!r}")
         for name in ("threshold", "syn_gain") + (("mem_gain",) if self.mem_gain is not None else ()):
             _check_number(name, getattr(self, name))
         if self.decays == "euler":
@@ -94,11 +85,6 @@ class CubaLIFParams:
                 small = bool((tau < self.dt).any()) if isinstance(tau, torch.Tensor) else tau < self.dt
                 if small:
                     raise SpikegradError(f"{name} must be ≥ dt with Euler decays (1 − dt/τ would be negative)")
-        try:
-            check_nonnegative("beta", self.beta)
-        except SpikegradError:
-            raise SpikegradError(f"surrogate slope beta must be ≥ 0, got {self.beta!r}") from None
-        get_surrogate(self.surrogate)
         object.__setattr__(self, "_tensor_fields", tensor_fields(self))
 
     def decay_of(self, tau):
@@ -108,23 +94,11 @@ class CubaLIFParams:
         return 1.0 - self.dt / tau
 
     @property
-    def decay_mem(self):
-        return self.decay_of(self.tau_mem)
-
-    @property
-    def decay_syn(self):
-        return self.decay_of(self.tau_syn)
-
-    @property
     def gain(self):
-        """g, the current's factor in the membrane update."""
+        """g, the current's factor in the membrane update: ``mem_gain``, else eq. 4.1's."""
         if self.mem_gain is not None:
             return self.mem_gain
-        return 1.0 - self.decay_mem if self.input_gain else 1.0
-
-    @property
-    def tensor_fields(self) -> tuple[str, ...]:
-        return self._tensor_fields
+        return super().gain
 
 
 class CubaLIFState(NamedTuple):
@@ -136,8 +110,8 @@ class CubaLIFState(NamedTuple):
 
 
 def initial_state(ff: torch.Tensor, p: CubaLIFParams) -> CubaLIFState:
-    shape = state_shape(ff, p)
-    return CubaLIFState(ff.new_zeros(shape), ff.new_zeros(shape), ff.new_zeros(shape))
+    """U[−1] = I[−1] = S[−1] = 0."""
+    return zero_state(CubaLIFState, ff, p)
 
 
 def step(ff_t: torch.Tensor, state: CubaLIFState, v, p: CubaLIFParams) -> tuple[torch.Tensor, CubaLIFState]:

@@ -35,8 +35,58 @@ RESET_MODES = ("zero", "subtract")
 RECURRENT_GRAD_MODES = ("prop", "ctl")
 
 
+def check_lif_fields(p) -> None:
+    """The checks every current-based LIF record shares (LIF, ALIF, cuba): dt one number, τ's
+    positive, reset and recurrent_grad known, the surrogate registered and its slope ≥ 0."""
+    if isinstance(p.dt, torch.Tensor):
+        raise SpikegradError("dt must be a number of seconds (one step for the whole layer), not a tensor")
+    for name in ("dt", "tau_mem", "tau_syn"):
+        check_positive(name, getattr(p, name))
+    if p.reset not in RESET_MODES:
+        raise SpikegradError(f"reset must be one of {RESET_MODES}, got {p.reset!r}")
+    if p.recurrent_grad not in RECURRENT_GRAD_MODES:
+        raise SpikegradError(
+            f"recurrent_grad must be one of {RECURRENT_GRAD_MODES}, got {p.recurrent_grad!r}"
+        )
+    try:
+        check_nonnegative("beta", p.beta)
+    except SpikegradError:
+        raise SpikegradError(f"surrogate slope beta must be ≥ 0, got {p.beta!r}") from None
+    get_surrogate(p.surrogate)  # raises on unknown names
+
+
+class CurrentBasedRecord:
+    """What current-based LIF records (LIF, ALIF, cuba) derive from their fields the same
+    way: the decays through the record's ``decay_of(τ)``, the membrane's input factor and
+    the names of tensor-valued fields (set by ``__post_init__``)."""
+
+    @property
+    def decay_mem(self):
+        return self.decay_of(self.tau_mem)
+
+    @property
+    def decay_syn(self):
+        return self.decay_of(self.tau_syn)
+
+    @property
+    def gain(self):
+        """Input factor of the membrane update: 1 − β_mem, or 1 with the gain off."""
+        return 1.0 - self.decay_mem if self.input_gain else 1.0
+
+    @property
+    def tensor_fields(self) -> tuple[str, ...]:
+        """Fields holding tensors (empty: the float record every kernel takes)."""
+        return self._tensor_fields
+
+
+def zero_state(state_type, ff: torch.Tensor, p):
+    """A state record of zeros, each field [..., N] (:func:`state_shape`)."""
+    shape = state_shape(ff, p)
+    return state_type(*(ff.new_zeros(shape) for _ in state_type._fields))
+
+
 @dataclass(frozen=True)
-class LIFParams:
+class LIFParams(CurrentBasedRecord):
     """Everything that defines one LIF layer's dynamics and its gradient flow.
 
     Times are in seconds.  ``beta`` is the surrogate slope (not a decay factor).
@@ -55,44 +105,12 @@ class LIFParams:
     beta: float | torch.Tensor = 10.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.dt, torch.Tensor):
-            raise SpikegradError("dt must be a number of seconds (one step for the whole layer), not a tensor")
-        for name in ("dt", "tau_mem", "tau_syn"):
-            check_positive(name, getattr(self, name))
-        if self.reset not in RESET_MODES:
-            raise SpikegradError(f"reset must be one of {RESET_MODES}, got {self.reset!r}")
-        if self.recurrent_grad not in RECURRENT_GRAD_MODES:
-            raise SpikegradError(
-                f"recurrent_grad must be one of {RECURRENT_GRAD_MODES}, got {self.recurrent_grad!r}"
-            )
-        try:
-            check_nonnegative("beta", self.beta)
-        except SpikegradError:
-            raise SpikegradError(f"surrogate slope beta must be ≥ 0, got {self.beta!r}") from None
-        get_surrogate(self.surrogate)  # raises on unknown names
+        check_lif_fields(self)
         object.__setattr__(self, "_tensor_fields", tensor_fields(self))
 
     def decay_of(self, tau):
         """The decay factor exp(−Δt/τ) of time constant τ."""
         return decay(self.dt, tau)
-
-    @property
-    def decay_mem(self):
-        return decay(self.dt, self.tau_mem)
-
-    @property
-    def decay_syn(self):
-        return decay(self.dt, self.tau_syn)
-
-    @property
-    def gain(self):
-        """Input factor of the membrane update: 1 − β_mem, or 1 with the gain off."""
-        return 1.0 - self.decay_mem if self.input_gain else 1.0
-
-    @property
-    def tensor_fields(self) -> tuple[str, ...]:
-        """Fields holding tensors (empty: the float record every kernel takes)."""
-        return self._tensor_fields
 
 
 class LIFState(NamedTuple):
@@ -112,8 +130,7 @@ def state_shape(ff: torch.Tensor, p) -> torch.Size:
 
 def initial_state(ff: torch.Tensor, p: LIFParams) -> LIFState:
     """U[0] = I[0] = 0."""
-    shape = state_shape(ff, p)
-    return LIFState(ff.new_zeros(shape), ff.new_zeros(shape))
+    return zero_state(LIFState, ff, p)
 
 
 def step(ff_t: torch.Tensor, state: LIFState, v: torch.Tensor | None, p: LIFParams

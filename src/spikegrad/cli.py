@@ -352,7 +352,7 @@ def export(
     change on the run's test data."""
     from .interop.nir import export_run
 
-    rep = export_run(run_dir, nir_file, target, readout, check_samples)
+    rep = export_run(run_dir, nir_file, target, readout, check_samples, progress=True)
     fractions = ", ".join(f"{f:.2%}" for f in rep["differing_fraction"])
     typer.echo(f"wrote {rep['file']} (target {rep['target']}, dt {rep['dt']:g} s)")
     line = (f"on {rep['samples']} test samples the file's dynamics and the trained network differ in "

@@ -482,11 +482,12 @@ def compare_on_data(model: SNN, graph, batches) -> dict:
 
 
 def export_run(run_dir: str | Path, path: str | Path, target: str = "generic", readout: bool | None = None,
-               check_samples: int = 1000) -> dict:
+               check_samples: int = 1000, progress: bool = False) -> dict:
     """Write the best weights of a run folder as a NIR file, and measure on (up to
     ``check_samples`` of) its test split what the file's dynamics — the peers' — change:
     differing spikes per layer and accuracy, model vs file.  For ``cuba`` runs that is
-    rounding; for eq. 4.1 runs (``lif``) the step ordering (module doc)."""
+    rounding; for eq. 4.1 runs (``lif``) the step ordering (module doc).  ``progress``: a
+    progress bar over the compared batches."""
     from ..training import iterate_batches, load_run
 
     cfg, model, splits = load_run(run_dir)
@@ -494,8 +495,13 @@ def export_run(run_dir: str | Path, path: str | Path, target: str = "generic", r
     test = splits.test
     idx = np.arange(min(len(test), check_samples))
     subset = test.subset(idx)
-    report = compare_on_data(model, to_nir(model, target, True if model.readout is not None else None),
-                             iterate_batches(subset, cfg, 250))
+    batches = iterate_batches(subset, cfg, 250)
+    if progress:
+        from rich.progress import track
+
+        batches = track(batches, total=math.ceil(len(subset) / 250), transient=True,
+                        description="running the file's dynamics on the test data")
+    report = compare_on_data(model, to_nir(model, target, True if model.readout is not None else None), batches)
     report.update({"file": str(path), "target": target, "neuron_model": cfg.model.neuron,
                    "dt": float(_meta(graph, "dt"))})
     write_nir(graph, path)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp, stack_module_state, vmap
 
 from spikegrad import ALIFParams, EventBatch, LIFParams, SNN, SpikegradError, register_surrogate, scan
-from spikegrad.dynamics import NEURON_MODELS, alif
+from spikegrad.dynamics import NEURON_MODELS, CubaLIFParams, alif
 from spikegrad.kernels.dispatch import kernels_for, run_layer, select_kernel
 from spikegrad.kernels.options import KernelOptions
 from spikegrad.neurons import lif_reference
@@ -27,6 +27,8 @@ def _params(model, surrogate, reset, detach_reset, conn, **extra):
                   beta=5.0, **extra)
     if model == "alif":
         return ALIFParams(tau_adapt=30e-3, beta_adapt=0.5, **common)
+    if model == "cuba":
+        return CubaLIFParams(threshold=0.5, decays="euler", syn_gain=1.5, **common)
     return LIFParams(**common)
 
 

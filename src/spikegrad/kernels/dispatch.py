@@ -15,8 +15,7 @@ Candidates, in order:
   parameters), ``fused`` (torch ops, any device; float parameters), ``reference`` (the
   generic scan: everything, including tensor-valued parameters and stacked recurrent
   weights under vmap).
-* cuba: ``fused`` (torch ops, any device; float parameters), ``reference``.
-* ALIF: ``reference``.
+* ALIF, cuba: ``reference``.
 
 Every kernel of every model is tested equal to the generic scan (tests/test_kernels.py).
 Register more with :func:`register_kernel`.
@@ -35,7 +34,6 @@ from ..errors import SpikegradError
 from ..events import EventBatch
 from ..registry import Registry
 from .compiled import run_supported, supports as compiled_supports
-from .cuba_fused import cuba_fused, supports as cuba_fused_supports
 from .fused import lif_fused, supports as fused_supports
 from .options import DEFAULT_OPTIONS, KernelOptions
 
@@ -127,10 +125,6 @@ def _fused_run(ff, v, p, options) -> LayerResult:
     return LayerResult(*lif_fused(ff, v, p), None, "fused")
 
 
-def _cuba_fused_run(ff, v, p, options) -> LayerResult:
-    return LayerResult(*cuba_fused(ff, v, p), None, "fused")
-
-
 def _compiled_run(ff, v, p, options) -> LayerResult:
     return LayerResult(*run_supported(ff, v, p, options), "compiled")
 
@@ -141,8 +135,6 @@ register_kernel("lif", Kernel("fused", _fused_run, fused_supports,
                               "one autograd node with a hand-written adjoint in torch ops (kernels/fused.py)"))
 register_kernel("lif", Kernel("reference", _reference_run, _reference_supports,
                               "the generic scan with plain autograd (dynamics/scan.py)"))
-register_kernel("cuba", Kernel("fused", _cuba_fused_run, cuba_fused_supports,
-                               "one autograd node with a hand-written adjoint in torch ops (kernels/cuba_fused.py)"))
 for _model in ("alif", "cuba"):
     register_kernel(_model, Kernel("reference", _reference_run, _reference_supports,
                                    "the generic scan with plain autograd (dynamics/scan.py)"))

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from spikegrad import ALIFParams, EventBatch, LIFParams, SNN, SpikegradError, scan
+from spikegrad import ALIFParams, CubaLIFParams, EventBatch, LIFParams, SNN, SpikegradError, scan
 from spikegrad.dynamics import NEURON_MODELS
 from spikegrad.kernels.dispatch import kernels_for, run_layer, select_kernel
 
@@ -61,7 +61,11 @@ def inputs(seed, recurrent, batch=3, steps=25, n=6):
 
 def params(model, surrogate, reset, detach_reset, conn):
     common = dict(surrogate=surrogate, reset=reset, detach_reset=detach_reset, recurrent_grad=conn[1], beta=5.0)
-    return ALIFParams(tau_adapt=30e-3, beta_adapt=0.5, **common) if model == "alif" else LIFParams(**common)
+    if model == "alif":
+        return ALIFParams(tau_adapt=30e-3, beta_adapt=0.5, **common)
+    if model == "cuba":
+        return CubaLIFParams(threshold=0.5, decays="euler", syn_gain=1.5, **common)
+    return LIFParams(**common)
 
 
 def run_grads(ff, v, p, backend):

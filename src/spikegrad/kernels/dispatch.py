@@ -15,7 +15,9 @@ Candidates, in order:
   parameters), ``fused`` (torch ops, any device; float parameters), ``reference`` (the
   generic scan: everything, including tensor-valued parameters and stacked recurrent
   weights under vmap).
-* ALIF, cuba: ``reference``.
+* cuba: ``compiled`` (numba; CPU, float32/float64, float parameters, feed-forward or
+  recurrent_grad "ctl"), ``reference``.
+* ALIF: ``reference``.
 
 Every kernel of every model is tested equal to the generic scan (tests/test_kernels.py).
 Register more with :func:`register_kernel`.
@@ -34,6 +36,7 @@ from ..errors import SpikegradError
 from ..events import EventBatch
 from ..registry import Registry
 from .compiled import run_supported, supports as compiled_supports
+from .cuba_compiled import cuba_compiled, supports as cuba_compiled_supports
 from .fused import lif_fused, supports as fused_supports
 from .options import DEFAULT_OPTIONS, KernelOptions
 
@@ -125,6 +128,10 @@ def _fused_run(ff, v, p, options) -> LayerResult:
     return LayerResult(*lif_fused(ff, v, p), None, "fused")
 
 
+def _cuba_compiled_run(ff, v, p, options) -> LayerResult:
+    return LayerResult(*cuba_compiled(ff, v, p), None, "compiled")
+
+
 def _compiled_run(ff, v, p, options) -> LayerResult:
     return LayerResult(*run_supported(ff, v, p, options), "compiled")
 
@@ -135,6 +142,8 @@ register_kernel("lif", Kernel("fused", _fused_run, fused_supports,
                               "one autograd node with a hand-written adjoint in torch ops (kernels/fused.py)"))
 register_kernel("lif", Kernel("reference", _reference_run, _reference_supports,
                               "the generic scan with plain autograd (dynamics/scan.py)"))
+register_kernel("cuba", Kernel("compiled", _cuba_compiled_run, cuba_compiled_supports,
+                               "numba time loop with a hand-written adjoint (kernels/cuba_compiled.py)"))
 for _model in ("alif", "cuba"):
     register_kernel(_model, Kernel("reference", _reference_run, _reference_supports,
                                    "the generic scan with plain autograd (dynamics/scan.py)"))

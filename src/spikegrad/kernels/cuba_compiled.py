@@ -19,14 +19,16 @@ incoming gradients G_S[n] (spikes) and G_U[n] (voltage output, i.e. of U[n−1])
 h[n] = h(P[n] − θ; β) (any registered surrogate: evaluated by torch before the loop):
 
     λU[n] = G_U[n+1] + β λP[n+1]
-    ΔS[n] = G_S[n] − λU[n] P[n]  /  − θ λU[n]      (detach_reset False: zero / subtract)
+    ΔS[n] = G_S[n] + c λI[n+1] V                           (recurrent_grad "prop" only)
+                   − λU[n] P[n]  /  − θ λU[n]      (detach_reset False: zero / subtract)
     λP[n] = λU[n] (1 − S[n])   (subtract: λU[n])   + h[n] ΔS[n]
     λI[n] = α λI[n+1] + g λP[n]
     dL/dff[n] = c λI[n],   dL/dV = Σ_n (c λI[n])ᵀ S[n−1]   (one matmul after the loop)
 
-The recurrent adjoint term c λI[n+1] V of ``recurrent_grad="prop"`` is dense; this kernel
-declines it (the reference scan takes it), and serves feed-forward layers and "ctl".
-Saved: P [batch, time, neurons] in the compute dtype (S is recomputed as P − θ > 0).
+Without the dense term c λI[n+1] V (feed-forward, "ctl") the whole adjoint is one compiled
+loop; with it ("prop") the loop runs step by step, the term one torch matmul per step and
+the rest one compiled call (as LIF's compiled kernel does).  Saved: P [batch, time,
+neurons] in the compute dtype (S is recomputed as P − θ > 0), and V.
 """
 
 from __future__ import annotations
@@ -101,6 +103,29 @@ def _backward_py(pre, h, gs, has_gs, gu, has_gu, a, b, c, c_one, g, theta, one, 
                 gff[r, t, k] = li if c_one else c * li
 
 
+def _backward_step_py(t, pre, h, gs, has_gs, gu, has_gu, acc, a, b, c, c_one, g, theta, one, zero, zero_reset,
+                      detach, lam_p, lam_i, gff):
+    """One reverse-time step of :func:`_backward_py` for every batch row, with the dense
+    recurrent term c λI[n+1] V given in ``acc`` (recurrent_grad "prop")."""
+    batch, steps, n = pre.shape
+    for r in range(batch):
+        for k in range(n):
+            lam_u = b * lam_p[r, k]
+            if has_gu and t + 1 < steps:
+                lam_u = lam_u + gu[r, t + 1, k]
+            d_s = gs[r, t, k] if has_gs else zero
+            d_s = d_s + acc[r, k]
+            p = pre[r, t, k]
+            if not detach:
+                d_s = d_s - (lam_u * p if zero_reset else theta * lam_u)
+            sk = one if p - theta > zero else zero
+            lp = (lam_u * (one - sk) if zero_reset else lam_u) + h[r, t, k] * d_s
+            lam_p[r, k] = lp
+            li = a * lam_i[r, k] + g * lp
+            lam_i[r, k] = li
+            gff[r, t, k] = li if c_one else c * li
+
+
 _JIT: dict[str, object] = {}
 
 
@@ -108,7 +133,8 @@ def _kernels():
     if "k" not in _JIT:
         numba = require_numba("backend 'compiled'")
         opts = dict(cache=True, fastmath=False, nogil=True, error_model="numpy")
-        _JIT["k"] = (numba.njit(**opts)(_forward_py), numba.njit(**opts)(_backward_py))
+        _JIT["k"] = (numba.njit(**opts)(_forward_py), numba.njit(**opts)(_backward_py),
+                     numba.njit(**opts)(_backward_step_py))
     return _JIT["k"]
 
 
@@ -138,7 +164,8 @@ class CompiledCuba(torch.autograd.Function):
         ff, v, p = inputs
         ctx.p = p
         ctx.has_v = v is not None
-        ctx.save_for_backward(output[0], output[2])
+        ctx.prop = v is not None and p.recurrent_grad == "prop"
+        ctx.save_for_backward(output[0], output[2], v)
         ctx.mark_non_differentiable(output[2])
         ctx.set_materialize_grads(False)
 
@@ -152,21 +179,43 @@ class CompiledCuba(torch.autograd.Function):
         need_ff, need_v = ctx.needs_input_grad[0], ctx.needs_input_grad[1] and ctx.has_v
         if not (need_ff or need_v) or (g_spk is None and g_volt is None):
             return None, None, None
-        spikes, pre = ctx.saved_tensors
+        spikes, pre, v = ctx.saved_tensors
         p = ctx.p
         h = get_surrogate(p.surrogate)(pre - p.threshold, p.beta).to(pre.dtype).contiguous()
         empty = pre.new_empty(0, 0, 0)
         gs = g_spk.to(pre.dtype).contiguous() if g_spk is not None else empty
         gu = g_volt.to(pre.dtype).contiguous() if g_volt is not None else empty
         g_ff = torch.empty_like(pre)
-        if pre.numel():
+        consts = _constants(p, pre.dtype)
+        if pre.numel() and ctx.prop:
+            _stepwise_recurrent(pre, h, gs, g_spk is not None, gu, g_volt is not None, v, p, consts, g_ff)
+        elif pre.numel():
             _kernels()[1](pre.numpy(), h.numpy(), gs.numpy(), g_spk is not None, gu.numpy(), g_volt is not None,
-                          *_constants(p, pre.dtype), bool(p.detach_reset), g_ff.numpy())
+                          *consts, bool(p.detach_reset), g_ff.numpy())
         g_v = None
         if need_v:
             n = pre.shape[-1]
             g_v = g_ff[:, 1:].reshape(-1, n).t() @ spikes[:, :-1].reshape(-1, n)
         return (g_ff if need_ff else None), g_v, None
+
+
+def _stepwise_recurrent(pre, h, gs, has_gs, gu, has_gu, v, p, consts, g_ff) -> None:
+    """The adjoint with the dense recurrent term: a reverse-time loop whose c λI[n+1] V is
+    one torch matmul per step and whose elementwise part is one compiled call."""
+    step = _kernels()[2]
+    batch, steps, n = pre.shape
+    lam_p, lam_i, acc = pre.new_zeros(batch, n), pre.new_zeros(batch, n), pre.new_zeros(batch, n)
+    vd = v.detach()
+    arrays = [x.numpy() for x in (pre, h, gs, gu, acc, lam_p, lam_i, g_ff)]
+    pn, hn, gsn, gun, accn, lpn, lin, gffn = arrays
+    for t in range(steps - 1, -1, -1):
+        if t + 1 < steps:
+            torch.mm(_scale(p.syn_gain, lam_i), vd, out=acc)
+        step(t, pn, hn, gsn, has_gs, gun, has_gu, accn, *consts, bool(p.detach_reset), lpn, lin, gffn)
+
+
+def _scale(c, x: torch.Tensor) -> torch.Tensor:
+    return x if isinstance(c, float) and c == 1.0 else c * x
 
 
 def supports(ff: torch.Tensor, v: torch.Tensor | None, p: "CubaLIFParams") -> str | None:
@@ -180,8 +229,6 @@ def supports(ff: torch.Tensor, v: torch.Tensor | None, p: "CubaLIFParams") -> st
         return "it runs on the CPU"
     if ff.dtype not in DTYPES:
         return f"it takes float32 or float64, not {ff.dtype}"
-    if v is not None and p.recurrent_grad == "prop":
-        return "its adjoint leaves out the dense recurrent term of recurrent_grad 'prop' (the reference scan takes it)"
     return None
 
 

@@ -15,8 +15,7 @@ Candidates, in order:
   parameters), ``fused`` (torch ops, any device; float parameters), ``reference`` (the
   generic scan: everything, including tensor-valued parameters and stacked recurrent
   weights under vmap).
-* cuba: ``compiled`` (numba; CPU, float32/float64, float parameters, feed-forward or
-  recurrent_grad "ctl"), ``reference``.
+* cuba: ``compiled`` (numba; CPU, float32/float64, float parameters), ``reference``.
 * ALIF: ``reference``.
 
 Every kernel of every model is tested equal to the generic scan (tests/test_kernels.py).

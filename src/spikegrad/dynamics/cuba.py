@@ -101,6 +101,16 @@ class CubaLIFParams(CurrentBasedRecord):
         return super().gain
 
 
+def scaled_input(c, x: torch.Tensor) -> torch.Tensor:
+    """c·x, or x itself for the float c = 1 (the default: no product, eq. 4.1's numbers)."""
+    return x if unit_gain(c) else c * x
+
+
+def unit_gain(c) -> bool:
+    """Whether input factor c is the float 1 (then no multiplication happens)."""
+    return isinstance(c, float) and c == 1.0
+
+
 class CubaLIFState(NamedTuple):
     """U[n−1] (after its reset), I[n−1] and S[n−1], each [..., neurons]."""
 
@@ -121,8 +131,7 @@ def step(ff_t: torch.Tensor, state: CubaLIFState, v, p: CubaLIFParams) -> tuple[
     if v is not None:
         s_rec = s_prev.detach() if p.recurrent_grad == "ctl" else s_prev
         drive = drive + recurrent_current(s_rec, v)
-    syn_gain = p.syn_gain
-    i = p.decay_syn * i + (drive if isinstance(syn_gain, float) and syn_gain == 1.0 else syn_gain * drive)
+    i = p.decay_syn * i + scaled_input(p.syn_gain, drive)
     u = p.decay_mem * u + p.gain * i
     s = spike(u - p.threshold, get_surrogate(p.surrogate), p.beta)
     s_reset = s.detach() if p.detach_reset else s

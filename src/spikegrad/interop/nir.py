@@ -391,13 +391,14 @@ def from_nir(graph, dt: float | None = None, reduction: str | None = None, step:
         if size not in (1, w.shape[0]):
             raise SpikegradError(f"NIR node {neuron!r} has {size} neurons, its input {fc!r} gives {w.shape[0]}")
     params = [_cuba_params(nodes[neuron], neuron, dt, reset, scale) for _, neuron, _ in spiking]
+    ro = _readout_values(nodes[head[1]], head[1], dt) if head is not None else None
     net = SNN(n_in, [w.shape[0] for w in weights[:len(hidden_entries)]], weights[-1].shape[0],
               params=params[0], recurrent=any(rec is not None for _, _, rec in hidden_entries),
               output="readout" if head is not None else "spikes",
               readout=reduction or _meta(graph, "readout_reduction", "max" if head is not None else "sum"),
               readout_init=float(_meta(graph, "readout_init", 0.0)),
               readout_steps=int(_meta(graph, "readout_window", 0)),
-              **_readout_args(nodes[head[1]], head[1], dt, scale) if head is not None else {})
+              **({"tau_out": ro["tau_mem"] * scale, "readout_tau_syn": ro["tau_syn"] * scale} if ro else {}))
     targets = list(net.layers) + ([net.output_layer] if net.output_layer is not None else [])
     with torch.no_grad():
         for layer, (fc, neuron, rec), p, w in zip(targets, spiking, params, weights):
@@ -411,19 +412,15 @@ def from_nir(graph, dt: float | None = None, reduction: str | None = None, step:
                 layer.recurrent_weight.copy_(v)
             elif layer.recurrent_weight is not None:
                 layer.recurrent_weight = None
-        if head is not None:
+        if ro is not None:
             net.readout.weight.copy_(weights[-1])
-            node = nodes[head[1]]
-            n_out = weights[-1].shape[0]
-            tm = float(np.broadcast_to(np.asarray(node.tau_mem, np.float64), (n_out,))[0])
-            ts = float(np.broadcast_to(np.asarray(node.tau_syn, np.float64), (n_out,))[0])
-            net.readout.gain = float(np.broadcast_to(np.asarray(node.r, np.float64), (n_out,))[0]) * dt / tm
-            net.readout.syn_gain = float(np.broadcast_to(np.asarray(node.w_in, np.float64), (n_out,))[0]) * dt / ts
+            net.readout.gain = ro["r"] * dt / ro["tau_mem"]
+            net.readout.syn_gain = ro["w_in"] * dt / ro["tau_syn"]
     return net
 
 
-def _readout_args(node, key: str, dt: float, scale: float = 1.0) -> dict:
-    """SNN arguments for a CubaLI readout (one τ_mem, τ_syn, r, w_in for all its units)."""
+def _readout_values(node, key: str, dt: float) -> dict:
+    """A CubaLI readout's τ_mem, τ_syn, r, w_in (one each for all its units), checked."""
     values = {}
     for name in ("tau_mem", "tau_syn", "r", "w_in", "v_leak"):
         arr = np.asarray(getattr(node, name), dtype=np.float64).reshape(-1)
@@ -434,7 +431,7 @@ def _readout_args(node, key: str, dt: float, scale: float = 1.0) -> dict:
         raise SpikegradError(f"NIR node {key!r} has a nonzero v_leak; spikegrad's readout rests at 0")
     if values["tau_mem"] < dt or values["tau_syn"] < dt:
         raise SpikegradError(f"NIR node {key!r} has time constants shorter than the step dt = {dt:g} s")
-    return {"tau_out": values["tau_mem"] * scale, "readout_tau_syn": values["tau_syn"] * scale}
+    return values
 
 
 # -- run folders ------------------------------------------------------------------------------
@@ -501,7 +498,9 @@ def export_run(run_dir: str | Path, path: str | Path, target: str = "generic", r
 
         batches = track(batches, total=math.ceil(len(subset) / 250), transient=True,
                         description="running the file's dynamics on the test data")
-    report = compare_on_data(model, to_nir(model, target, True if model.readout is not None else None), batches)
+    # the comparison needs the readout for predictions; the written file may leave it out
+    compared = graph if model.readout is None or "readout" in graph.nodes else to_nir(model, target, True)
+    report = compare_on_data(model, compared, batches)
     report.update({"file": str(path), "target": target, "neuron_model": cfg.model.neuron,
                    "dt": float(_meta(graph, "dt"))})
     write_nir(graph, path)

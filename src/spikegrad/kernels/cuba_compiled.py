@@ -41,6 +41,7 @@ from torch.autograd.function import once_differentiable
 
 from .._autograd import apply
 from .._numba import DTYPES, numba_available, require_numba
+from ..dynamics.cuba import scaled_input, unit_gain
 from ..surrogates import get_surrogate
 from .fused import check_layer_inputs, fold_member_axis, supports as fused_supports
 
@@ -140,7 +141,7 @@ def _kernels():
 
 def _constants(p, dtype):
     f = DTYPES[dtype]
-    c_one = isinstance(p.syn_gain, float) and p.syn_gain == 1.0
+    c_one = unit_gain(p.syn_gain)
     return (f(p.decay_syn), f(p.decay_mem), f(p.syn_gain), c_one, f(p.gain), f(p.threshold), f(1.0), f(0.0),
             p.reset == "zero")
 
@@ -210,12 +211,8 @@ def _stepwise_recurrent(pre, h, gs, has_gs, gu, has_gu, v, p, consts, g_ff) -> N
     pn, hn, gsn, gun, accn, lpn, lin, gffn = arrays
     for t in range(steps - 1, -1, -1):
         if t + 1 < steps:
-            torch.mm(_scale(p.syn_gain, lam_i), vd, out=acc)
+            torch.mm(scaled_input(p.syn_gain, lam_i), vd, out=acc)
         step(t, pn, hn, gsn, has_gs, gun, has_gu, accn, *consts, bool(p.detach_reset), lpn, lin, gffn)
-
-
-def _scale(c, x: torch.Tensor) -> torch.Tensor:
-    return x if isinstance(c, float) and c == 1.0 else c * x
 
 
 def supports(ff: torch.Tensor, v: torch.Tensor | None, p: "CubaLIFParams") -> str | None:

@@ -1,10 +1,14 @@
 """Optimisers, schedules, clipping and parameter groups from the config: the default is
-exactly torch's Adam at a constant rate; every optimiser and schedule resumes bit-exactly;
+exactly torch's fused Adam at a constant rate; Adam and AdamW steps are their formulas and
+give the same bits in every process and for any thread count (as does a whole training
+step); every optimiser and schedule resumes bit-exactly;
 schedules follow their formulas; clipping bounds the joint gradient norm; groups get their
 own learning rates; impossible settings are one clear error."""
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -50,13 +54,13 @@ def _run(cfg, out):
     return out
 
 
-def test_the_default_optimiser_is_torchs_adam_at_a_constant_rate():
+def test_the_default_optimiser_is_torchs_fused_adam_at_a_constant_rate():
     torch.manual_seed(0)
     model = SNN(5, [4], 2)
     opt = make_optimizer(Config(), model)
     assert type(opt) is torch.optim.Adam and len(opt.param_groups) == 1
     assert opt.param_groups[0]["params"] == list(model.parameters())
-    assert opt.defaults == torch.optim.Adam(model.parameters(), lr=Config().train.lr).defaults
+    assert opt.defaults == torch.optim.Adam(model.parameters(), lr=Config().train.lr, fused=True).defaults
     assert make_schedule(Config(), opt) is None
     assert not opt._optimizer_step_pre_hooks                      # no clipping hook
 
@@ -131,3 +135,82 @@ def test_a_schedule_cannot_resume_from_a_checkpoint_without_its_state(tmp_path, 
     _killed_run_without(cfg, tmp_path / "cut", interrupt_after_checkpoints, "scheduler")
     with pytest.raises(SpikegradError, match="no learning-rate schedule state"):
         resume(tmp_path / "cut")
+
+
+def _adam_formula(p, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False):
+    """Adam (Kingma & Ba 2015; AdamW: Loshchilov & Hutter 2019) written out, in float64."""
+    p, m, v = p.clone(), torch.zeros_like(p), torch.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+        elif weight_decay:
+            g = g + weight_decay * p
+        m = betas[0] * m + (1 - betas[0]) * g
+        v = betas[1] * v + (1 - betas[1]) * g * g
+        m_hat, v_hat = m / (1 - betas[0] ** t), v / (1 - betas[1] ** t)
+        p = p - lr * m_hat / (v_hat.sqrt() + eps)
+    return p
+
+
+@pytest.mark.parametrize("optimizer,weight_decay", [("adam", 0.0), ("adam", 0.1), ("adamw", 0.1)])
+def test_adam_and_adamw_steps_are_their_formulas_in_float64(optimizer, weight_decay):
+    gen = torch.Generator().manual_seed(0)
+    model = torch.nn.Linear(7, 5, bias=False).double()
+    start = model.weight.detach().clone()
+    grads = [torch.randn(5, 7, generator=gen, dtype=torch.float64) * 10.0 ** -k for k in range(6)]
+    cfg = Config().with_overrides({"train.optimizer": optimizer, "train.weight_decay": weight_decay, "train.lr": 0.01})
+    opt = make_optimizer(cfg, model)
+    assert opt.param_groups[0]["fused"] is True
+    for g in grads:
+        model.weight.grad = g.clone()
+        opt.step()
+    want = _adam_formula(start, grads, 0.01, weight_decay=weight_decay, decoupled=optimizer == "adamw")
+    torch.testing.assert_close(model.weight.detach(), want, rtol=1e-13, atol=1e-15)
+
+
+# One fresh process: every optimiser's steps on float32 gradients spanning 12 decades (the
+# tensors whose square roots MKL's vector math rounded differently from process to process),
+# and one whole BPTT step of a small spiking network, at 1 and 2 torch threads; prints hashes.
+_REPLAY = r"""
+import hashlib, sys, torch
+from spikegrad import Config, SNN
+from spikegrad.optim import make_optimizer
+from spikegrad.rules import make_rule
+from spikegrad.training import loss_and_record
+h = lambda ts: hashlib.md5(b"".join(t.detach().numpy().tobytes() for t in ts)).hexdigest()[:12]
+out = []
+for threads in (1, 2):
+    torch.set_num_threads(threads)
+    for name in ("adam", "adamw", "sgd"):
+        gen = torch.Generator().manual_seed(1)
+        params = [torch.randn(s, generator=gen).requires_grad_() for s in ((128, 20), (10, 128), (4099,))]
+        cfg = Config().with_overrides({"train.optimizer": name, "train.weight_decay": 1e-2, "train.momentum": 0.9})
+        opt = make_optimizer(cfg, torch.nn.ParameterList(params))
+        for k in range(4):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=gen) * 10.0 ** -torch.randint(0, 12, p.shape, generator=gen)
+            opt.step()
+        out.append(f"{name}{threads}={h(params)}")
+    torch.manual_seed(0)
+    model = SNN(20, [64], 5)
+    for p in model.parameters():
+        p.data.mul_(8.0)                        # a network that spikes from the first step
+    gen = torch.Generator().manual_seed(2)
+    x, y = (torch.rand(32, 50, 20, generator=gen) < 0.1).float(), torch.randint(0, 5, (32,), generator=gen)
+    cfg = Config()
+    rule = make_rule(cfg, lambda m, x, y: loss_and_record(m, x, y, cfg))
+    opt = make_optimizer(cfg, model)
+    for _ in range(3):
+        rule.step(model, (x, y), opt)
+    out.append(f"bptt{threads}={h(model.parameters())}")
+print(" ".join(out))
+"""
+
+
+def test_optimiser_and_training_steps_give_the_same_bits_in_fresh_processes():
+    runs = [subprocess.run([sys.executable, "-c", _REPLAY], capture_output=True, text=True, check=True).stdout.split()
+            for _ in range(4)]
+    assert all(r == runs[0] for r in runs), runs
+    steps = dict(item.split("=") for item in runs[0])
+    for name in ("adam", "adamw"):                # the fused kernel: the same bits for any thread count
+        assert steps[f"{name}1"] == steps[f"{name}2"]

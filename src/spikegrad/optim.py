@@ -13,7 +13,19 @@ pre-hook, so a rule that sets ``.grad`` itself is clipped too).  ``train.lr_grou
 (``["readout.*=1e-3", …]``) gives the parameters whose names match a glob pattern their own
 learning rate (the first matching pattern wins; the others keep ``train.lr``); the
 schedule scales every group alike.  The default — Adam, constant, no clipping, one group —
-is ``torch.optim.Adam(model.parameters(), lr=train.lr)``, exactly.
+is ``torch.optim.Adam(model.parameters(), lr=train.lr, fused=True)``, exactly.
+
+Adam and AdamW take torch's fused kernel (``fused=True``) wherever it runs (CPU and CUDA
+parameters): one pass over each parameter that computes
+
+    m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²,
+    θ ← θ − η (m / (1 − β₁ᵗ)) / (√v / √(1 − β₂ᵗ) + ε)
+
+with the IEEE square root of the vector unit.  Torch's default CPU path takes ``v.sqrt()``
+through MKL's vector math library instead, whose float32 results are not correctly rounded
+and were seen to differ between processes of the same command with 2 threads (the one
+source of run-to-run variation found: docs/PERFORMANCE.md, "Reproducible runs"); the fused
+kernel gives the same bits in every process and for any thread count, and is faster.
 """
 
 from __future__ import annotations
@@ -37,16 +49,31 @@ ScheduleFactory = Callable[[torch.optim.Optimizer, Any], "torch.optim.lr_schedul
 SCHEDULES: Registry[ScheduleFactory] = Registry("learning-rate schedule")
 
 
+# the devices torch's fused Adam/AdamW kernels serve
+FUSED_DEVICES = ("cpu", "cuda")
+
+
+def _fused(params) -> tuple[list, dict]:
+    """The parameters (a list) and ``{"fused": True}`` when every one of them is a
+    floating-point tensor on a device the fused kernel serves (else ``{}``: torch's default)."""
+    params = list(params)
+    tensors = [p for entry in params for p in (entry["params"] if isinstance(entry, dict) else [entry])]
+    ok = all(p.device.type in FUSED_DEVICES and p.is_floating_point() for p in tensors)
+    return params, ({"fused": True} if ok else {})
+
+
 @OPTIMIZERS.register("adam")
 def _adam(params, t) -> torch.optim.Optimizer:
+    params, fused = _fused(params)
     if t.weight_decay:
-        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
-    return torch.optim.Adam(params, lr=t.lr)
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, **fused)
+    return torch.optim.Adam(params, lr=t.lr, **fused)
 
 
 @OPTIMIZERS.register("adamw")
 def _adamw(params, t) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    params, fused = _fused(params)
+    return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, **fused)
 
 
 @OPTIMIZERS.register("sgd")

@@ -38,14 +38,36 @@ def numba_available() -> bool:
 
 
 def require_numba(what: str = "backend 'compiled'"):
-    """The numba module, or a SpikegradError saying how to install it."""
+    """The numba module (its thread pool started, torch's thread count kept: see
+    :func:`_start_numba_threads`), or a SpikegradError saying how to install it."""
     try:
-        return importlib.import_module("numba")
+        numba = importlib.import_module("numba")
     except ImportError as exc:
         raise SpikegradError(
             f"{what} needs the package numba, which cannot be imported ({exc}); "
             f"install it with: {INSTALL_HINT}  (or choose backend 'fused' or 'reference')"
         ) from None
+    if not _STARTED:
+        _start_numba_threads(numba)
+    return numba
+
+
+_STARTED: list[bool] = []
+
+
+def _start_numba_threads(numba) -> None:
+    """Start numba's thread pool now, then give torch back the thread count it had.
+
+    Starting numba's OpenMP pool sets the process's OpenMP thread count to numba's pool
+    size (all cores), and torch reads its thread count from there: a run that asked for one
+    torch thread (``train.threads = 1``) ran its torch ops on every core from the first
+    parallel kernel call on.  Started here, on the first use of numba, and undone at once.
+    """
+    threads = torch.get_num_threads()
+    numba.get_num_threads()                    # starts the pool (numba's _launch_threads)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    _STARTED.append(True)
 
 
 def thread_count(numba, requested: int, work: int, min_work: int, rows: int | None = None) -> int:

@@ -34,6 +34,7 @@ from spikegrad import Config
 from spikegrad.allocator import tune_allocator
 from spikegrad.data import load_dataset
 from spikegrad.neurons import resolve_backend
+from spikegrad.optim import make_optimizer
 from spikegrad.training import build_model, iterate_batches, train
 
 PATHS = {"default": {}, "reference": {"model.backend": "reference", "model.input_path": "dense"}}
@@ -42,7 +43,7 @@ PATHS = {"default": {}, "reference": {"model.backend": "reference", "model.input
 def epoch_seconds(cfg: Config, splits, epochs: int) -> tuple[list[float], float]:
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, splits.n_inputs, splits.n_classes)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    opt = make_optimizer(cfg, model)   # the run's optimiser: Adam, fused
     rng = np.random.default_rng(cfg.train.seed)
     times, loss = [], float("nan")
     for _ in range(epochs):

@@ -113,7 +113,7 @@ def test_core_types_import_nothing_above_them():
 # The layers, bottom up (docs/ARCHITECTURE.md): a module may import its own layer and the
 # ones below, never one above.  Sub-packages are matched by prefix.
 LAYERS = [
-    ("core", ["errors", "registry", "events", "_numba", "_autograd", "_format", "_optuna", "_optional", "allocator"]),
+    ("core", ["errors", "registry", "events", "_numba", "_autograd", "_format", "_optuna", "_optional", "allocator", "plugins"]),
     ("equations and data", ["surrogates", "dynamics", "data"]),
     ("kernels", ["kernels"]),
     ("nn", ["neurons", "network", "readouts", "init", "regularizers", "models"]),

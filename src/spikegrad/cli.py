@@ -1,5 +1,6 @@
 """Command line: ``spikegrad train | evaluate | config | sweep | sweep-table | figure | report | export |
-import | data``, thin over the Python API.
+import | data``, thin over the Python API; ``spikegrad --plugin MODULE …`` first imports a
+module of the user's that registers parts (:mod:`spikegrad.plugins`).
 
 Flags override a ``--config`` TOML file, which overrides the defaults; ``--set
 section.key=value`` reaches any config field.  User mistakes print one line
@@ -25,6 +26,18 @@ from .errors import SpikegradError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Spiking neural networks trained with surrogate gradients.")
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def _load_plugins(
+    plugin: list[str] = typer.Option([], "--plugin", metavar="MODULE",
+                                     help="A module or .py file of your own that registers parts (rules, "
+                                          "surrogates, losses, …) on import; repeatable, before the command. "
+                                          "Also: SPIKEGRAD_PLUGINS, entry points 'spikegrad.plugins'."),
+) -> None:
+    from .plugins import load_plugins
+
+    load_plugins(plugin)
 
 
 class _Interrupted(Exception):

@@ -137,3 +137,14 @@ def test_a_plugin_is_imported_once(tmp_path):
     assert builtins.SPIKEGRAD_TEST_IMPORTS == 1
     with pytest.raises(SpikegradError, match="empty plugin name"):
         load_plugin("  ")
+
+
+def test_train_help_lists_the_registered_names_with_the_plugins(tmp_path):
+    (tmp_path / "my_parts.py").write_text(PARTS)
+    plain = _spikegrad(["train", "--help"], env={"COLUMNS": "300"})
+    with_plugin = _spikegrad(["--plugin", str(tmp_path / "my_parts.py"), "train", "--help"], env={"COLUMNS": "300"})
+    assert plain.returncode == 0 and with_plugin.returncode == 0
+    assert "Learning rule: bptt, dcll, dfa, fa, rtrl." in plain.stdout
+    assert "Learning rule: bptt, dcll, dfa, fa, frozen, rtrl." in with_plugin.stdout
+    assert "Surrogate derivative: esser, flat, sigmoid, superspike, superspike-asym, true." in with_plugin.stdout
+    assert "Optimiser: adam, adamw, sgd." in plain.stdout and "Data set: clicks, fashion-mnist, mnist," in plain.stdout

@@ -30,6 +30,7 @@ err_console = Console(stderr=True)
 
 @app.callback()
 def _load_plugins(
+    ctx: typer.Context,
     plugin: list[str] = typer.Option([], "--plugin", metavar="MODULE",
                                      help="A module or .py file of your own that registers parts (rules, "
                                           "surrogates, losses, …) on import; repeatable, before the command. "
@@ -38,6 +39,44 @@ def _load_plugins(
     from .plugins import load_plugins
 
     load_plugins(plugin)
+    _help_lists_registered_names(ctx.command)
+
+
+def _registries() -> dict[str, tuple[str, Any]]:
+    """`spikegrad train` option → (what it chooses, the registry or name list it chooses from)."""
+    from .data import DATASETS
+    from .dynamics import NEURON_MODELS
+    from .losses import LOSSES
+    from .optim import OPTIMIZERS, SCHEDULES
+    from .readouts import READOUTS
+    from .rules import RULES
+    from .surrogates import SURROGATES
+
+    return {"dataset": ("Data set", DATASETS), "neuron": ("Neuron model", NEURON_MODELS),
+            "surrogate": ("Surrogate derivative", SURROGATES), "rule": ("Learning rule", RULES),
+            "loss": ("Loss", LOSSES), "optimizer": ("Optimiser", OPTIMIZERS),
+            "schedule": ("Learning rate per epoch", SCHEDULES), "readout": ("Readout over time", READOUTS)}
+
+
+# what a choice's help adds after the registered names (options of the built-in parts)
+_HELP_TAILS = {
+    "neuron": " lif: eq. 4.1; alif: adaptive threshold (--set model.tau_adapt_ms=…, model.beta_adapt=…); "
+              "cuba: the peers' step ordering, for NIR export (--set model.threshold=…, model.decays=euler).",
+    "rule": " fa: feedback alignment; dfa: direct FA; dcll: local errors; rtrl: forward-mode, exact.",
+}
+
+
+def _help_lists_registered_names(group) -> None:
+    """Write the registered names (plug-ins' included) into the help of `train`'s choices,
+    at run time, before a command's help is printed."""
+    train_command = getattr(group, "commands", {}).get("train")
+    if train_command is None:
+        return
+    choices = _registries()
+    for param in train_command.params:
+        if param.name in choices:
+            what, registry = choices[param.name]
+            param.help = f"{what}: {', '.join(registry.names())}.{_HELP_TAILS.get(param.name, '')}"
 
 
 class _Interrupted(Exception):
@@ -104,24 +143,21 @@ def resolve_config(config: Optional[Path], flags: dict[str, Any], sets: list[str
 @app.command()
 def train(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML config file (flags override it)."),
-    dataset: Optional[str] = typer.Option(None, help="randman, mnist, fashion-mnist, shd, ssc, rawhd, rawsc, clicks."),
+    dataset: Optional[str] = typer.Option(None, help="Data set (the registered names)."),
     data_dir: Optional[Path] = typer.Option(None, help="Folder with the data set's files (official layout)."),
     hidden: Optional[str] = typer.Option(None, help="Hidden layer sizes, comma-separated; 0 for none."),
     recurrent: Optional[bool] = typer.Option(None, "--recurrent/--feedforward", help="Recurrent hidden layers."),
-    neuron: Optional[str] = typer.Option(None, help="Neuron model: lif (eq. 4.1), alif (adaptive threshold; "
-                                                    "--set model.tau_adapt_ms=…, model.beta_adapt=…) or cuba "
-                                                    "(the peers' step ordering, for NIR export; --set "
-                                                    "model.threshold=…, model.decays=euler)."),
-    surrogate: Optional[str] = typer.Option(None, help="superspike, superspike-asym, sigmoid, esser, true."),
+    neuron: Optional[str] = typer.Option(None, help="Neuron model (the registered names)."),
+    surrogate: Optional[str] = typer.Option(None, help="Surrogate derivative (the registered names)."),
     beta: Optional[float] = typer.Option(None, help="Surrogate slope β."),
     lr: Optional[float] = typer.Option(None, help="Learning rate."),
-    rule: Optional[str] = typer.Option(None, help="Learning rule (spikegrad.rules): bptt, fa (feedback alignment), dfa (direct FA), dcll (local errors), rtrl (forward-mode, exact)."),
-    loss: Optional[str] = typer.Option(None, help="Loss (spikegrad.losses): cross_entropy, van_rossum."),
-    optimizer: Optional[str] = typer.Option(None, help="adam (default), adamw or sgd."),
-    schedule: Optional[str] = typer.Option(None, help="Learning rate per epoch: constant (default), cosine, step."),
+    rule: Optional[str] = typer.Option(None, help="Learning rule (the registered names)."),
+    loss: Optional[str] = typer.Option(None, help="Loss (the registered names)."),
+    optimizer: Optional[str] = typer.Option(None, help="Optimiser (the registered names)."),
+    schedule: Optional[str] = typer.Option(None, help="Learning rate per epoch (the registered names)."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size."),
-    readout: Optional[str] = typer.Option(None, help="max, sum, mean or last."),
+    readout: Optional[str] = typer.Option(None, help="Readout over time (the registered names)."),
     reset: Optional[str] = typer.Option(None, help="zero (eq. 4.1) or subtract (tutorial eq. 7)."),
     reset_grad: Optional[str] = typer.Option(None, help="detach (default) or diff: gradient through the reset."),
     recurrent_grad: Optional[str] = typer.Option(None, help="prop (default) or ctl: detach S inside V·S."),

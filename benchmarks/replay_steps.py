@@ -47,6 +47,13 @@ CASES = {
     "dfa": {"train.rule": "dfa", "model.hidden": [64, 64]},
     "dcll": {"train.rule": "dcll"},
     "rtrl": {"train.rule": "rtrl", "train.batch_size": 25},
+    "alif": {"model.neuron": "alif"},
+    "cuba-euler": {"model.neuron": "cuba", "model.decays": "euler"},
+    "sigmoid-subtract-diff-reset": {"model.surrogate": "sigmoid", "model.reset": "subtract", "model.detach_reset": False},
+    "sigmoid-reference": {"model.surrogate": "sigmoid", "model.backend": "reference", "model.input_path": "dense"},
+    "regularized-sum-readout": {"regularizer.upper_strength": 0.1, "regularizer.upper_threshold": 1.0,
+                                "regularizer.lower_strength": 0.1, "regularizer.lower_threshold": 1e-3,
+                                "model.readout": "sum"},
 }
 
 

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from spikegrad import Config, SpikegradError
 from spikegrad.cli import main
 from spikegrad.data import load_dataset
+from spikegrad import plugins
 from spikegrad.plugins import ENV, load_plugin
 from spikegrad.training import init_model
 
@@ -127,7 +128,8 @@ def test_the_environments_plugin_errors_name_the_variable(tmp_path, monkeypatch,
     assert f"(from {ENV}) cannot be imported" in capsys.readouterr().err
 
 
-def test_a_plugin_is_imported_once(tmp_path):
+def test_a_plugin_is_imported_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(plugins, "_LOADED", {})        # this process's run folders stay without plugins.json
     (tmp_path / "counted.py").write_text("import builtins\nbuiltins.SPIKEGRAD_TEST_IMPORTS = "
                                          "getattr(builtins, 'SPIKEGRAD_TEST_IMPORTS', 0) + 1\n")
     import builtins
@@ -148,3 +150,25 @@ def test_train_help_lists_the_registered_names_with_the_plugins(tmp_path):
     assert "Learning rule: bptt, dcll, dfa, fa, frozen, rtrl." in with_plugin.stdout
     assert "Surrogate derivative: esser, flat, sigmoid, superspike, superspike-asym, true." in with_plugin.stdout
     assert "Optimiser: adam, adamw, sgd." in plain.stdout and "Data set: clicks, fashion-mnist, mnist," in plain.stdout
+
+
+def test_a_run_folder_remembers_its_plugins_for_evaluate(tmp_path):
+    (tmp_path / "my_parts.py").write_text(PARTS)
+    run = tmp_path / "run"
+    done = _spikegrad(["--plugin", str(tmp_path / "my_parts.py"), "train", "--rule", "frozen", *TINY, "--epochs", "1",
+                       "--out", str(run)])
+    assert done.returncode == 0, done.stderr
+    assert json.loads((run / "plugins.json").read_text()) == [str((tmp_path / "my_parts.py").resolve())]
+    evaluated = _spikegrad(["evaluate", str(run)])                       # no --plugin: the folder names it
+    assert evaluated.returncode == 0, evaluated.stderr
+    (tmp_path / "my_parts.py").unlink()
+    gone = _spikegrad(["evaluate", str(run)])
+    assert gone.returncode == 2
+    assert gone.stderr.strip() == (f"spikegrad: error: plugin '{(tmp_path / 'my_parts.py').resolve()}' "
+                                   f"(from {run / 'plugins.json'}): no such file {(tmp_path / 'my_parts.py').resolve()}")
+
+
+def test_a_run_without_plugins_writes_no_plugins_file(tmp_path):
+    run = tmp_path / "run"
+    assert _spikegrad(["train", *TINY, "--epochs", "1", "--out", str(run)]).returncode == 0
+    assert (run / "config.toml").is_file() and not (run / "plugins.json").exists()

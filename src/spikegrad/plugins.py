@@ -12,9 +12,12 @@ order (each module once):
 3. ``spikegrad --plugin MODULE_OR_FILE`` (repeatable; before the command).
 
 Modules named on the command line are added to ``SPIKEGRAD_PLUGINS`` of the process, so the
-processes it starts (sweep workers) load them too.  A plugin that cannot be imported is one
-error naming the plugin, where it was named and the first line of what went wrong.  From
-Python, import the module yourself, or call :func:`load_plugins`.
+processes it starts (sweep workers) load them too.  A run folder records the plugins its
+process had loaded (``plugins.json``: module names, files as absolute paths; entry points
+are found again by themselves), and reading the run back (evaluate, resume, export, figures)
+loads them first.  A plugin that cannot be imported is one error naming the plugin, where
+it was named and the first line of what went wrong.  From Python, import the module
+yourself, or call :func:`load_plugins`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -94,7 +98,7 @@ def load_plugins(command_line: list[str] | tuple[str, ...] = ()) -> list[str]:
     ``SPIKEGRAD_PLUGINS`` (files as absolute paths) for child processes."""
     loaded = []
     for ep in _entry_points():
-        key = f"entry point {ep.name}"
+        key = f"{_ENTRY}{ep.name}"
         if key not in _LOADED:
             try:
                 _LOADED[key] = ep.load()
@@ -115,3 +119,38 @@ def load_plugins(command_line: list[str] | tuple[str, ...] = ()) -> list[str]:
     if named:
         os.environ[ENV] = ",".join(named)
     return loaded
+
+
+RUN_FILE = "plugins.json"
+_ENTRY = "entry point "
+
+
+def loaded() -> list[str]:
+    """The plugins this process loaded by name or file (files as absolute paths), in order."""
+    return [key for key in _LOADED if not key.startswith(_ENTRY)]
+
+
+def record(run_dir: str | Path) -> None:
+    """Write ``plugins.json`` into a run folder when this process loaded plugins."""
+    specs = loaded()
+    if specs:
+        path = Path(run_dir) / RUN_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(specs, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def load_recorded(run_dir: str | Path) -> list[str]:
+    """Load the plugins a run folder's ``plugins.json`` names (none when it has no such file)."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        return []
+    try:
+        specs = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise SpikegradError(f"{path} is not JSON ({_first_line(err)})") from None
+    if not isinstance(specs, list) or not all(isinstance(spec, str) for spec in specs):
+        raise SpikegradError(f"{path} must hold a JSON list of plugin names, got {type(specs).__name__}")
+    for spec in specs:
+        load_plugin(spec, str(path))
+    return specs

@@ -9,9 +9,10 @@ eq. 4.1 network, cross-entropy with accuracy, BPTT, Adam at a constant learning 
 
 A run folder holds ``config.toml`` (resolved), ``metrics.jsonl`` (one line per epoch),
 ``metrics.json`` (final), ``model.safetensors`` (best-validation weights),
-``last.safetensors`` (last epoch) and ``checkpoint.pt`` (rewritten atomically at the end of
-every epoch: weights, optimiser, schedule and rule state, shuffling and torch RNG states,
-history, best-validation state).  Same config and thread count on CPU → identical metrics
+``last.safetensors`` (last epoch), ``plugins.json`` (only when plugins were loaded:
+:mod:`spikegrad.plugins`; reading the run back loads them) and ``checkpoint.pt``
+(rewritten atomically at the end of every epoch: weights, optimiser, schedule and rule
+state, shuffling and torch RNG states, history, best-validation state).  Same config and thread count on CPU → identical metrics
 (wall time aside), also when a killed run is continued with :func:`resume` (or
 ``train(..., resume=True)``).
 """
@@ -40,6 +41,7 @@ from .losses import Loss, make_loss
 from .models import build_model, check_model_size, estimated_bytes  # noqa: F401  (re-exported)
 from .network import SNN
 from .optim import STATE_TENSORS, make_optimizer, make_schedule
+from .plugins import load_recorded as load_recorded_plugins, record as record_plugins
 from .rules import Rule, make_rule
 
 EVAL_BATCH = 1000
@@ -328,7 +330,7 @@ def train(cfg: Config, out_dir: str | Path | None = None, progress: bool = False
         out = Path(out_dir)
         if (out / "config.toml").is_file():
             _check_resumable(out)
-            saved = load_config(out / "config.toml")
+            saved = load_run_config(out)
             if saved.to_dict() != cfg.to_dict():
                 raise SpikegradError(f"cannot resume {out}: its config.toml differs from the config given")
         else:
@@ -354,7 +356,7 @@ def resume(run_dir: str | Path, progress: bool = False, splits: DataSplits | Non
     if not (run_dir / "config.toml").is_file():
         raise SpikegradError(f"cannot resume {run_dir}: not a run folder (no config.toml)")
     _check_resumable(run_dir)
-    return _train(load_config(run_dir / "config.toml"), run_dir, progress, splits, True, rule, loss)
+    return _train(load_run_config(run_dir), run_dir, progress, splits, True, rule, loss)
 
 
 def _check_resumable(run_dir: Path) -> None:
@@ -422,6 +424,7 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         _atomic_write(out / "config.toml", cfg.to_toml())
+        record_plugins(out)
         # the checkpoint's history is the truth: drops lines written after it (kill in between)
         _atomic_write(out / "metrics.jsonl", "".join(_json(row) + "\n" for row in history))
         log = (out / "metrics.jsonl").open("a", encoding="utf-8")
@@ -568,13 +571,20 @@ def load_weights(model: SNN, source: str | Path, device=None) -> None:
     model.load_state_dict(state)
 
 
+def load_run_config(run_dir: str | Path) -> Config:
+    """A run folder's config.toml, after the plugins its plugins.json names (their parts
+    may be named in it)."""
+    load_recorded_plugins(run_dir)
+    return load_config(Path(run_dir) / "config.toml")
+
+
 def load_run(run_dir: str | Path) -> tuple[Config, SNN, DataSplits]:
     """Config, best-validation model and data of a finished run folder."""
     run_dir = Path(run_dir)
     weights = run_dir / "model.safetensors"
     if not (run_dir / "config.toml").is_file() or not weights.is_file():
         raise SpikegradError(f"{run_dir} is not a finished run folder (needs config.toml and model.safetensors)")
-    cfg = load_config(run_dir / "config.toml")
+    cfg = load_run_config(run_dir)
     splits = load_dataset(cfg)
     with torch.random.fork_rng(devices=[]):  # leaves the caller's RNG state alone
         model = init_model(cfg, splits, fresh=False)

@@ -46,10 +46,9 @@ def _load_trained(run_dir: Path, weights: str | None = "model.safetensors"):
     import torch
 
     from .. import training
-    from ..config import load_config
     from ..data import load_dataset
 
-    cfg = load_config(run_dir / "config.toml")
+    cfg = training.load_run_config(run_dir)
     splits = load_dataset(cfg)
     with torch.random.fork_rng(devices=[]):  # leaves the caller's RNG state alone
         model = training.init_model(cfg, splits, fresh=weights is None)

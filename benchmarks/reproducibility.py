@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -52,7 +53,7 @@ def main() -> int:
         task = bar.add_task(f"{args.runs} runs, {args.threads} threads", total=args.runs)
         for run in runs:
             if not (run / "metrics.json").is_file():
-                subprocess.run(["rm", "-rf", str(run)], check=True)
+                shutil.rmtree(run, ignore_errors=True)
                 cmd = [sys.executable, "-m", "spikegrad.cli", "train", "--threads", str(args.threads), "--quiet",
                        "--out", str(run), *args.train_args]
                 done = subprocess.run(cmd, capture_output=True, text=True)

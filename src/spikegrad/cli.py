@@ -43,7 +43,7 @@ def _load_plugins(
 
 
 def _registries() -> dict[str, tuple[str, Any]]:
-    """`spikegrad train` option → (what it chooses, the registry or name list it chooses from)."""
+    """`spikegrad train` option → (what it chooses, the registry it chooses from)."""
     from .data import DATASETS
     from .dynamics import NEURON_MODELS
     from .losses import LOSSES

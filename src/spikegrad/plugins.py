@@ -35,6 +35,8 @@ from .errors import SpikegradError
 
 ENTRY_POINT_GROUP = "spikegrad.plugins"
 ENV = "SPIKEGRAD_PLUGINS"
+RUN_FILE = "plugins.json"              # in a run folder: the plugins its process had loaded
+_ENTRY = "entry point "                # key prefix of entry-point plugins (found again by themselves)
 
 # plugin key (a module name, or a file's resolved path) → the imported module
 _LOADED: dict[str, ModuleType] = {}
@@ -92,11 +94,10 @@ def env_plugins() -> list[str]:
     return [part.strip() for part in os.environ.get(ENV, "").split(",") if part.strip()]
 
 
-def load_plugins(command_line: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """Load the entry-point plugins, then ``SPIKEGRAD_PLUGINS``'s, then ``command_line``'s;
-    return the keys of the modules loaded.  The command line's are appended to
-    ``SPIKEGRAD_PLUGINS`` (files as absolute paths) for child processes."""
-    loaded = []
+def load_plugins(command_line: list[str] | tuple[str, ...] = ()) -> None:
+    """Load the entry-point plugins, then ``SPIKEGRAD_PLUGINS``'s, then ``command_line``'s.
+    The command line's are appended to ``SPIKEGRAD_PLUGINS`` (files as absolute paths) for
+    child processes."""
     for ep in _entry_points():
         key = f"{_ENTRY}{ep.name}"
         if key not in _LOADED:
@@ -105,39 +106,23 @@ def load_plugins(command_line: list[str] | tuple[str, ...] = ()) -> list[str]:
             except Exception as err:
                 raise SpikegradError(f"plugin {ep.value!r} (entry point {ep.name!r} of group {ENTRY_POINT_GROUP!r}) "
                                      f"cannot be imported: {_first_line(err)}") from None
-        loaded.append(key)
-    for spec in env_plugins():
-        load_plugin(spec, ENV)
-        loaded.append(spec)
     named = env_plugins()
+    for spec in named:
+        load_plugin(spec, ENV)
     for spec in command_line:
         load_plugin(spec, "--plugin")
-        loaded.append(spec)
-        as_env = str(Path(spec).expanduser().resolve()) if _is_file(spec) else spec.strip()
+        spec = spec.strip()
+        as_env = str(Path(spec).expanduser().resolve()) if _is_file(spec) else spec
         if as_env not in named:
             named.append(as_env)
     if named:
         os.environ[ENV] = ",".join(named)
-    return loaded
-
-
-RUN_FILE = "plugins.json"
-_ENTRY = "entry point "
 
 
 def loaded() -> list[str]:
-    """The plugins this process loaded by name or file (files as absolute paths), in order."""
+    """The plugins this process loaded by name or file (files as absolute paths), in order:
+    what a run folder's ``plugins.json`` records."""
     return [key for key in _LOADED if not key.startswith(_ENTRY)]
-
-
-def record(run_dir: str | Path) -> None:
-    """Write ``plugins.json`` into a run folder when this process loaded plugins."""
-    specs = loaded()
-    if specs:
-        path = Path(run_dir) / RUN_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(specs, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
 
 
 def load_recorded(run_dir: str | Path) -> list[str]:

@@ -12,9 +12,9 @@ A run folder holds ``config.toml`` (resolved), ``metrics.jsonl`` (one line per e
 ``last.safetensors`` (last epoch), ``plugins.json`` (only when plugins were loaded:
 :mod:`spikegrad.plugins`; reading the run back loads them) and ``checkpoint.pt``
 (rewritten atomically at the end of every epoch: weights, optimiser, schedule and rule
-state, shuffling and torch RNG states, history, best-validation state).  Same config and thread count on CPU → identical metrics
-(wall time aside), also when a killed run is continued with :func:`resume` (or
-``train(..., resume=True)``).
+state, shuffling and torch RNG states, history, best-validation state).  Same config and
+thread count on CPU → identical metrics (wall time aside), also when a killed run is
+continued with :func:`resume` (or ``train(..., resume=True)``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from .losses import Loss, make_loss
 from .models import build_model, check_model_size, estimated_bytes  # noqa: F401  (re-exported)
 from .network import SNN
 from .optim import STATE_TENSORS, make_optimizer, make_schedule
-from .plugins import load_recorded as load_recorded_plugins, record as record_plugins
+from .plugins import RUN_FILE as PLUGINS_FILE, load_recorded as load_recorded_plugins, loaded as loaded_plugins
 from .rules import Rule, make_rule
 
 EVAL_BATCH = 1000
@@ -424,7 +424,9 @@ def _train(cfg: Config, out: Path | None, progress: bool, splits: DataSplits | N
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         _atomic_write(out / "config.toml", cfg.to_toml())
-        record_plugins(out)
+        plugins = loaded_plugins()   # config.toml may name their parts
+        if plugins:
+            _atomic_write(out / PLUGINS_FILE, _json(plugins, indent=1) + "\n")
         # the checkpoint's history is the truth: drops lines written after it (kill in between)
         _atomic_write(out / "metrics.jsonl", "".join(_json(row) + "\n" for row in history))
         log = (out / "metrics.jsonl").open("a", encoding="utf-8")
